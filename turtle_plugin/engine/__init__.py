@@ -1,0 +1,8 @@
+from . import hooks, optimizers
+from .checkpoint import allow_mmengine_checkpoint_types, mmengine_checkpoint_types
+from .dist import setup_cpu_distributed
+
+__all__ = [
+    'hooks', 'optimizers', 'allow_mmengine_checkpoint_types', 'mmengine_checkpoint_types',
+    'setup_cpu_distributed'
+]
