@@ -1,0 +1,142 @@
+"""YOLO <-> COCO keypoint converters: lossless round trips, pycocotools, CLI, bad input."""
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+import turtle_plugin  # noqa: F401
+from turtle_plugin.datasets import LabelSpec, YOLOLabelError, parse_label_file
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / 'shared' / 'data'
+TIGER_POSE = SHARED / 'tiger_pose'
+COCO_TESTDATA = SHARED / 'mmpose_testdata' / 'coco'
+TIGER_META = str(REPO / 'configs' / '_base_' / 'datasets' / 'tiger.py')
+TIGER_YAML = f'path: {TIGER_POSE}\ntrain: train\nval: val\nkpt_shape: [12, 2]\nnames: [tiger]\n'
+
+
+def load_tool(name):
+    path = REPO / 'tools' / 'dataset_converters' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+yolo2coco = load_tool('yolo2coco')
+coco2yolo = load_tool('coco2yolo')
+
+
+def sibling_label(path: Path) -> Path:
+    parts = list(path.parts)
+    parts[len(parts) - 1 - parts[::-1].index('images')] = 'labels'
+    return Path(*parts).with_suffix('.txt')
+
+
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_tiger_yolo_coco_yolo_round_trip_is_lossless(tmp_path, split):
+    yaml_file = tmp_path / 'tiger.yaml'
+    yaml_file.write_text(TIGER_YAML)
+    coco = yolo2coco.yolo_to_coco(str(yaml_file), split, metainfo=TIGER_META,
+                                  out_file=str(tmp_path / 'tiger.json'))
+    assert len(coco['images']) == {'train': 210, 'val': 53}[split]
+    assert coco['categories'][0]['id'] == 1 and coco['categories'][0]['name'] == 'tiger'
+    result = coco2yolo.coco_to_yolo(str(tmp_path / 'tiger.json'), str(tmp_path / 'yolo'),
+                                    img_dir=str(TIGER_POSE), split=split, link_images=True)
+    assert result['kpt_dim'] == 2  # no hidden keypoints: the user's x y layout is kept
+    spec = LabelSpec(num_keypoints=12, num_classes=1)
+    for img in coco['images']:
+        original, _ = parse_label_file(sibling_label(TIGER_POSE / img['file_name']), spec)
+        regenerated, _ = parse_label_file(
+            sibling_label(tmp_path / 'yolo' / 'images' / img['file_name']), spec)
+        np.testing.assert_allclose(regenerated, original, rtol=0, atol=1e-9)
+    # and back to COCO: the same images, sizes, boxes, keypoints, visibility, areas, categories
+    again = yolo2coco.yolo_to_coco(str(result['data_yaml']), split, metainfo=TIGER_META)
+    assert again['categories'] == coco['categories']
+    assert [(i['id'], i['width'], i['height']) for i in again['images']] == \
+        [(i['id'], i['width'], i['height']) for i in coco['images']]
+    for a, b in zip(again['annotations'], coco['annotations'], strict=True):
+        assert (a['id'], a['image_id'], a['category_id']) == (b['id'], b['image_id'],
+                                                              b['category_id'])
+        np.testing.assert_allclose(a['bbox'], b['bbox'], atol=2e-6)
+        np.testing.assert_allclose(a['keypoints'], b['keypoints'], atol=2e-6)
+        assert a['keypoints'][2::3] == b['keypoints'][2::3]
+        assert a['area'] == pytest.approx(b['area'], abs=1e-3)
+
+
+def test_converted_json_evaluates_to_perfect_scores_in_pycocotools(tmp_path):
+    yaml_file = tmp_path / 'tiger.yaml'
+    yaml_file.write_text(TIGER_YAML)
+    out = tmp_path / 'val.json'
+    yolo2coco.yolo_to_coco(str(yaml_file), 'val', metainfo=TIGER_META, out_file=str(out))
+    gt = COCO(str(out))
+    assert len(gt.getImgIds()) == 53 and gt.loadCats(1)[0]['keypoints'][0] == 'kpt_0'
+    dets = [dict(image_id=a['image_id'], category_id=a['category_id'], bbox=a['bbox'],
+                 keypoints=a['keypoints'], score=1.) for a in gt.dataset['annotations']]
+    for iou_type in ('bbox', 'keypoints'):
+        evaluator = COCOeval(gt, gt.loadRes(copy.deepcopy(dets)), iou_type)
+        if iou_type == 'keypoints':
+            evaluator.params.kpt_oks_sigmas = np.full(12, 1 / 12)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+        assert evaluator.stats[0] == pytest.approx(1.0)
+
+
+def test_coco_yolo_coco_round_trip_with_hidden_keypoints(tmp_path):
+    src = json.loads((COCO_TESTDATA / 'test_coco.json').read_text())
+    result = coco2yolo.coco_to_yolo(src, str(tmp_path / 'yolo'), img_dir=str(COCO_TESTDATA),
+                                    link_images=True)
+    assert result['kpt_dim'] == 3 and result['num_keypoints'] == 17  # v = 1 needs the column
+    back = yolo2coco.yolo_to_coco(str(result['data_yaml']), 'train')
+    src_images = {i['file_name']: i for i in src['images']}
+    for img in back['images']:
+        # the data yaml's split folder is images/, so names gain that prefix
+        original = src_images[img['file_name'].removeprefix('images/')]
+        assert (img['width'], img['height']) == (original['width'], original['height'])
+        anns = [a for a in back['annotations'] if a['image_id'] == img['id']]
+        src_anns = [a for a in src['annotations'] if a['image_id'] == original['id']]
+        assert len(anns) == len(src_anns)
+        for a, b in zip(anns, src_anns):
+            np.testing.assert_allclose(a['bbox'], b['bbox'], atol=1e-4)
+            np.testing.assert_allclose(a['keypoints'], b['keypoints'], atol=1e-4)
+            # YOLO rows carry no segmentation: the area becomes 0.53 x box area
+            assert a['area'] == pytest.approx(0.53 * b['bbox'][2] * b['bbox'][3], rel=1e-6)
+            assert a['category_id'] == 1
+
+
+def test_clis(tmp_path, capsys):
+    yaml_file = tmp_path / 'tiger.yaml'
+    yaml_file.write_text(TIGER_YAML.replace('kpt_shape: [12, 2]\n', ''))  # YOLOv7 style yaml
+    out = tmp_path / 'val.json'
+    yolo2coco.main([str(yaml_file), '--split', 'val', '--num-keypoints', '12', '--out', str(out)])
+    assert 'wrote' in capsys.readouterr().out
+    coco2yolo.main([str(out), '--out-dir', str(tmp_path / 'yolo'), '--kpt-dim', '3'])
+    label = next((tmp_path / 'yolo').rglob('*.txt'))
+    assert len(label.read_text().split()) == 5 + 12 * 3
+    with pytest.raises(SystemExit):
+        yolo2coco.main(['--out', str(out)])
+
+
+def test_coco2yolo_bad_input(tmp_path):
+    coco = dict(images=[dict(id=1, file_name='a.jpg', width=10, height=10)],
+                categories=[dict(id=1, name='turtle', keypoints=['a', 'b'])],
+                annotations=[dict(id=4, image_id=1, category_id=1, bbox=[1, 1, 2, 2],
+                                  keypoints=[1, 1, 2, 2, 2, 2]),
+                             dict(id=5, image_id=1, category_id=1, bbox=[1, 1, 2, 2],
+                                  keypoints=[1, 1, 2])])
+    with pytest.raises(YOLOLabelError, match=r'annotation #1 \(id 5\) has 3 keypoint values'):
+        coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'))
+    coco['annotations'][1].update(keypoints=[1, 1, 2, 2, 2, 2], iscrowd=1)
+    coco['annotations'].append(dict(id=6, image_id=1, category_id=1, bbox=[1, 1, 0, 2],
+                                    keypoints=[0] * 6))
+    result = coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'))
+    assert result['label_files'][0].read_text().count('\n') == 1  # crowd and empty box skipped
+    del coco['images'][0]['width']
+    with pytest.raises(YOLOLabelError, match='image id 1 has no width/height'):
+        coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'))

@@ -1,0 +1,10 @@
+from .filter_annotations import KptFilterAnnotations
+from .formatting import KptToDetAnnotations
+from .geometric_transforms import KptLetterResize, KptRandomAffine, KptRandomFlip
+from .mix_img_transforms import KptMixUp, KptMosaic, KptMosaic9
+from .photometric_transforms import KptHSVRandomAug
+
+__all__ = [
+    'KptFilterAnnotations', 'KptToDetAnnotations', 'KptLetterResize', 'KptRandomAffine',
+    'KptRandomFlip', 'KptMixUp', 'KptMosaic', 'KptMosaic9', 'KptHSVRandomAug'
+]

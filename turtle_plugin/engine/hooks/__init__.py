@@ -1,0 +1,4 @@
+from .close_mosaic_hook import CloseMosaicHook
+from .yolov7_param_scheduler_hook import YOLOv7ParamSchedulerHook
+
+__all__ = ['CloseMosaicHook', 'YOLOv7ParamSchedulerHook']
