@@ -1,0 +1,436 @@
+"""YOLOv7HeadModule (layers) and YOLOv7Head (decoding, losses, post-processing)."""
+import math
+
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+
+from turtle_plugin.models.heads import (YOLOV7_P5_ANCHORS, YOLOv7Head, YOLOv7HeadModule,
+                                        YOLOv7KptHead)
+from turtle_plugin.models.task_modules import filter_and_nms
+from turtle_plugin.registry import MODELS
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_default_scope():
+    """Build in MMDetection's scope, whatever default scope an earlier test left behind."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+NECK_CHANNELS = dict(tiny=[128, 256, 512], l=[256, 512, 1024], x=[320, 640, 1280])
+STRIDES = (8, 16, 32)
+# YOLOv7's P5 anchors / 8, for the 64x64 inputs of these tests
+SMALL_ANCHORS = [[(w / 8, h / 8) for w, h in level] for level in YOLOV7_P5_ANCHORS]
+
+
+def _module(**kwargs):
+    cfg = dict(num_classes=1, in_channels=NECK_CHANNELS['l'])
+    cfg.update(kwargs)
+    return YOLOv7HeadModule(**cfg)
+
+
+def _head(num_classes=3, num_keypoints=4, kpt_dim=3, kpt_head='conv', img_size=64,
+          in_channels=(8, 16, 32), assigner='YOLOv7OTAAssigner', **kwargs):
+    cfg = dict(
+        type='YOLOv7Head',
+        head_module=dict(type='YOLOv7HeadModule', num_classes=num_classes,
+                         in_channels=list(in_channels), num_keypoints=num_keypoints,
+                         kpt_dim=kpt_dim, kpt_head=kpt_head, img_size=img_size),
+        anchors=SMALL_ANCHORS, assigner=dict(type=assigner),
+        kpt_sigmas=[0.05 + 0.01 * k for k in range(num_keypoints)] if num_keypoints else None)
+    cfg.update(kwargs)
+    with torch.random.fork_rng():  # the same weights whatever ran before
+        torch.manual_seed(0)
+        head = MODELS.build(cfg)
+        head.init_weights()
+    return head
+
+
+def _feats(head, batch_size=2, img_size=64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch_size, c, img_size // s, img_size // s, generator=gen)
+            for c, s in zip(head.head_module.in_channels, STRIDES)]
+
+
+def _gts(head, boxes, labels, visible_value=1.0, seed=0):
+    """Keypoints scattered inside each box."""
+    gen = torch.Generator().manual_seed(seed)
+    keypoints, visible = None, None
+    if head.num_keypoints:
+        keypoints = [b[:, None, :2] + torch.rand(len(b), head.num_keypoints, 2, generator=gen)
+                     * (b[:, None, 2:] - b[:, None, :2]) for b in boxes]
+        visible = [torch.full((len(b), head.num_keypoints), visible_value) for b in boxes]
+    return head.pack_gts(boxes, labels, keypoints, visible)
+
+
+BOXES = [torch.tensor([[4., 6., 30., 40.], [20., 20., 60., 50.]]), torch.zeros(0, 4),
+         torch.tensor([[10., 30., 22., 41.]])]
+LABELS = [torch.tensor([0, 2]), torch.zeros(0, dtype=torch.long), torch.tensor([1])]
+
+
+# ---------------------------------------------------------------------------- layers
+class TestHeadModule:
+
+    @pytest.mark.parametrize('arch', ['tiny', 'l', 'x'])
+    def test_detection_params_one_class(self, arch):
+        # per level: ImplicitA c + conv c*18 + 18 + ImplicitM 18 = 19c + 36
+        module = _module(in_channels=NECK_CHANNELS[arch])
+        expected = sum(19 * c + 36 for c in NECK_CHANNELS[arch])
+        assert sum(p.numel() for p in module.parameters()) == expected
+        if arch == 'l':
+            assert expected == 34156
+
+    def test_keypoint_branch_params(self):
+        # one 1x1 conv c -> 3 anchors * 6 keypoints * 2 per level: 36 * (c + 1)
+        det = sum(p.numel() for p in _module().parameters())
+        kpt = sum(p.numel() for p in _module(num_keypoints=6, kpt_dim=2).parameters())
+        assert kpt - det == 36 * (257 + 513 + 1025) == 64620
+
+    def test_dw_keypoint_branch_structure(self):
+        # YOLO-Pose dw_conv_kpt: 6 depthwise 3x3 (9c weights + BN 2c), 5 pointwise 1x1
+        # (c^2 + BN 2c) and the output conv (3 * 6 * 3 outputs).
+        in_channels = [8, 16, 32]
+        det = sum(p.numel() for p in _module(in_channels=in_channels).parameters())
+        module = _module(in_channels=in_channels, num_keypoints=6, kpt_dim=3, kpt_head='dw')
+        kpt = sum(p.numel() for p in module.parameters()) - det
+        assert kpt == sum(6 * 11 * c + 5 * (c * c + 2 * c) + 54 * c + 54 for c in in_channels)
+        groups = [m.groups for m in module.kpt_convs[0].modules() if isinstance(m, torch.nn.Conv2d)]
+        assert groups == [8, 1] * 5 + [8, 1]
+
+    @pytest.mark.parametrize('arch', ['tiny', 'l', 'x'])
+    def test_forward_shapes(self, arch):
+        module = _module(num_classes=2, in_channels=NECK_CHANNELS[arch], num_keypoints=6)
+        feats = [torch.randn(1, c, 64 // s, 64 // s) for c, s in zip(NECK_CHANNELS[arch],
+                                                                    STRIDES)]
+        det_maps, kpt_maps = module(feats)
+        assert [tuple(m.shape) for m in det_maps] == [(1, 21, 8, 8), (1, 21, 4, 4), (1, 21, 2, 2)]
+        assert [tuple(m.shape) for m in kpt_maps] == [(1, 36, 8, 8), (1, 36, 4, 4), (1, 36, 2, 2)]
+
+    def test_no_keypoint_branch_without_keypoints(self):
+        module = _module()
+        assert len(module.kpt_convs) == 0
+        assert module([torch.zeros(1, c, 2, 2) for c in NECK_CHANNELS['l']])[1] == []
+
+    def test_bad_arguments_raise(self):
+        with pytest.raises(ValueError, match='kpt_dim'):
+            _module(num_keypoints=6, kpt_dim=4)
+        with pytest.raises(ValueError, match='kpt_head'):
+            _module(num_keypoints=6, kpt_head='mlp')
+        with pytest.raises(ValueError, match='featmap_strides'):
+            _module(featmap_strides=(8, 16))
+        with pytest.raises(ValueError, match='3 levels but got 2'):
+            _module()([torch.zeros(1, 256, 2, 2), torch.zeros(1, 512, 1, 1)])
+
+
+class TestInit:
+
+    @pytest.mark.parametrize('kpt_head', ['conv', 'dw'])
+    def test_biases_after_init(self, kpt_head):
+        module = _module(num_classes=1, num_keypoints=6, kpt_dim=2, kpt_head=kpt_head,
+                         img_size=640)
+        module.init_weights()
+        module.init_weights()  # idempotent: the priors are set, not accumulated
+        for conv, stride in zip(module.det_convs, STRIDES):
+            bias = conv.bias.detach().view(3, 6)
+            assert torch.equal(bias[:, :4], torch.zeros(3, 4))
+            assert torch.allclose(bias[:, 4], torch.full((3, ), math.log(8 / (640 / stride)**2)))
+            assert torch.allclose(bias[:, 5], torch.full((3, ), math.log(0.6 / 0.01)))
+        kpt_convs = [m for m in module.kpt_convs.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert len(kpt_convs) == (3 if kpt_head == 'conv' else 36)
+        for conv in kpt_convs:  # the dw blocks' convs have no bias (BN follows)
+            assert conv.bias is None or torch.equal(conv.bias.detach(), torch.zeros_like(conv.bias))
+
+    def test_class_prior_depends_on_class_count(self):
+        module = _module(num_classes=80)
+        module.init_weights()
+        bias = module.det_convs[0].bias.detach().view(3, 85)
+        assert torch.allclose(bias[:, 5:], torch.full((3, 80), math.log(0.6 / 79.01)))
+
+    @pytest.mark.parametrize('kpt_head', ['conv', 'dw'])
+    def test_keypoint_outputs_carry_no_prior(self, kpt_head):
+        """The bug to never have: keypoint channels 10, 11, 16, 17 of a (6 + 12)-channel anchor
+        (1 class, 6 keypoints) starting as large as the objectness / class logits."""
+        module = _module(num_classes=1, num_keypoints=6, kpt_dim=2, kpt_head=kpt_head).eval()
+        module.init_weights()
+        zeros = [torch.zeros(1, c, 4, 4) for c in NECK_CHANNELS['l']]
+        with torch.no_grad():
+            det_maps, kpt_maps = module(zeros)
+        for det_map, kpt_map in zip(det_maps, kpt_maps):
+            # YOLO-Pose's per-anchor layout: (x, y, w, h, obj, cls, 6 x (kx, ky))
+            per_anchor = torch.cat([det_map.view(3, 6, 4, 4), kpt_map.view(3, 12, 4, 4)], 1)
+            assert torch.equal(per_anchor[:, 6:], torch.zeros(3, 12, 4, 4))
+            assert (per_anchor[:, [10, 11, 16, 17]] == 0).all()
+            assert (per_anchor[:, 4].abs() > 3).all() and (per_anchor[:, 5].abs() > 3).all()
+        gen = torch.Generator().manual_seed(0)
+        feats = [torch.randn(2, c, 4, 4, generator=gen) for c in NECK_CHANNELS['l']]
+        with torch.no_grad():
+            det_maps, kpt_maps = module(feats)
+        for det_map, kpt_map in zip(det_maps, kpt_maps):
+            obj = det_map.view(2, 3, 6, 4, 4)[:, :, 4]
+            assert kpt_map.abs().mean() < obj.abs().mean() / 5
+            assert kpt_map.mean().abs() < 0.1
+
+
+# ---------------------------------------------------------------------------- logic head
+class TestDecode:
+
+    def test_box_and_keypoint_round_trip(self):
+        """Encode by hand a box and keypoints at level 1 (stride 16), anchor 2 (72 x 146),
+        cell (i, j) = (5, 3), then decode through predict_by_feat."""
+        head = _head(num_classes=2, num_keypoints=3, kpt_dim=3, img_size=256,
+                     in_channels=(8, 8, 8), anchors=YOLOV7_P5_ANCHORS)
+        level, a, i, j, stride = 1, 2, 5, 3, 16
+        cx, cy, w, h = 90.0, 52.0, 100.0, 120.0
+        kpts = [(100.0, 40.0), (70.0, 80.0), (90.0, 52.0)]
+        logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+        raw_box = [logit((cx / stride - i + 0.5) / 2), logit((cy / stride - j + 0.5) / 2),
+                   logit(math.sqrt(w / 72) / 2), logit(math.sqrt(h / 146) / 2)]
+
+        det_maps = [torch.zeros(1, 3 * 7, 256 // s, 256 // s) for s in STRIDES]
+        kpt_maps = [torch.zeros(1, 3 * 3 * 3, 256 // s, 256 // s) for s in STRIDES]
+        for det_map in det_maps:
+            det_map.view(1, 3, 7, *det_map.shape[2:])[:, :, 4] = -20.0  # no objects
+        det = det_maps[level].view(1, 3, 7, 16, 16)
+        det[0, a, :4, j, i] = torch.tensor(raw_box)
+        det[0, a, 4:, j, i] = torch.tensor([10.0, -5.0, 5.0])  # obj, class 0, class 1
+        kpt = kpt_maps[level].view(1, 3, 3, 3, 16, 16)
+        for k, (kx, ky) in enumerate(kpts):
+            kpt[0, a, k, :2, j, i] = torch.tensor([(kx / stride - i + 0.5) / 2,
+                                                   (ky / stride - j + 0.5) / 2])
+        kpt[0, a, 0, 2, j, i] = 2.0  # visibility logit of keypoint 0
+
+        res = head.predict_by_feat(det_maps, kpt_maps, dict(score_thr=0.5))[0]
+        assert len(res) == 1
+        torch.testing.assert_close(res.bboxes[0], torch.tensor([cx - w / 2, cy - h / 2,
+                                                               cx + w / 2, cy + h / 2]))
+        torch.testing.assert_close(res.keypoints[0], torch.tensor(kpts))
+        assert res.labels.tolist() == [1]
+        assert res.scores[0].item() == pytest.approx(torch.sigmoid(torch.tensor(10.0)).item() *
+                                                     torch.sigmoid(torch.tensor(5.0)).item())
+        torch.testing.assert_close(res.keypoint_scores[0],
+                                   torch.sigmoid(torch.tensor([2.0, 0.0, 0.0])))
+
+    def test_keypoint_scores_are_ones_without_visibility(self):
+        head = _head(num_keypoints=2, kpt_dim=2)
+        res = head.predict_by_feat(*head(_feats(head, 1)), dict(score_thr=0.0, max_per_img=5))
+        assert torch.equal(res[0].keypoint_scores, torch.ones(5, 2))
+
+    def test_anchor_shape_checked(self):
+        with pytest.raises(ValueError, match='anchors must be 3 levels x 3'):
+            _head(anchors=[[(10, 13), (16, 30)]] * 3)
+
+
+class TestLoss:
+
+    @pytest.mark.parametrize('assigner', ['YOLOv7OTAAssigner', 'YOLOv5Assigner'])
+    @pytest.mark.parametrize('num_keypoints,kpt_dim,kpt_head', [(0, 2, 'conv'), (4, 2, 'conv'),
+                                                               (4, 3, 'dw')])
+    def test_keys_finite_and_every_parameter_gets_a_gradient(self, assigner, num_keypoints,
+                                                             kpt_dim, kpt_head):
+        head = _head(num_keypoints=num_keypoints, kpt_dim=kpt_dim, kpt_head=kpt_head,
+                     assigner=assigner)
+        losses = head.loss_by_feat(*head(_feats(head, 3)), _gts(head, BOXES, LABELS))
+        expected = {'loss_box', 'loss_obj', 'loss_cls'}
+        if num_keypoints:
+            expected |= {'loss_kpt'} | ({'loss_kpt_vis'} if kpt_dim == 3 else set())
+        assert set(losses) == expected
+        for name, value in losses.items():
+            assert value.dim() == 0 and torch.isfinite(value) and value > 0, name
+        sum(losses.values()).backward()
+        for name, param in head.named_parameters():
+            assert param.grad is not None and torch.isfinite(param.grad).all(), name
+
+    def test_batch_without_ground_truth(self):
+        head = _head()
+        feats = _feats(head, 2)
+        empty = [torch.zeros(0, 4), torch.zeros(0, 4)]
+        no_labels = [torch.zeros(0, dtype=torch.long)] * 2
+        losses = head.loss_by_feat(*head(feats), _gts(head, empty, no_labels))
+        for name in ('loss_box', 'loss_cls', 'loss_kpt', 'loss_kpt_vis'):
+            assert losses[name].item() == 0.0, name
+        assert torch.isfinite(losses['loss_obj']) and losses['loss_obj'] > 0
+        sum(losses.values()).backward()
+        assert all(torch.isfinite(p.grad).all() for p in head.parameters())
+
+    def test_no_visible_keypoint(self):
+        head = _head()
+        losses = head.loss_by_feat(*head(_feats(head, 3)),
+                                   _gts(head, BOXES, LABELS, visible_value=0.0))
+        assert losses['loss_kpt'].item() == 0.0
+        assert all(torch.isfinite(v) for v in losses.values())
+        assert losses['loss_kpt_vis'] > 0  # every visibility target is 0
+        sum(losses.values()).backward()
+        assert all(torch.isfinite(p.grad).all() for p in head.parameters())
+
+    def test_single_class_trains_no_class_logit(self):
+        head = _head(num_classes=1)
+        labels = [torch.zeros(len(b), dtype=torch.long) for b in BOXES]
+        losses = head.loss_by_feat(*head(_feats(head, 3)), _gts(head, BOXES, labels))
+        assert losses['loss_cls'].item() == 0.0
+
+    def test_gain_scaling(self):
+        """YOLOv7's train.py: box *= 3/nl, cls *= C/80 * 3/nl, obj *= (img/640)^2 * 3/nl;
+        keypoint gain unscaled, visibility scaled like the class gain."""
+        scaled = _head(num_classes=3, img_size=64)
+        plain = _head(num_classes=3, img_size=64, scale_loss_weights=False)
+        plain.load_state_dict(scaled.state_dict())
+        feats = _feats(scaled, 3)
+        gts = _gts(scaled, BOXES, LABELS)
+        a = scaled.loss_by_feat(*scaled(feats), gts)
+        b = plain.loss_by_feat(*plain(feats), gts)
+        factors = dict(loss_box=1.0, loss_obj=(64 / 640)**2, loss_cls=3 / 80, loss_kpt=1.0,
+                       loss_kpt_vis=3 / 80)
+        for name, factor in factors.items():
+            assert a[name].item() == pytest.approx(b[name].item() * factor, rel=1e-5), name
+
+    def test_losses_scale_with_batch_size(self):
+        """The original returns ``loss * batch_size``: the same image twice doubles every
+        loss, since all the per-level means are unchanged."""
+        head = _head()
+        feats = _feats(head, 1)
+        gts = _gts(head, BOXES[:1], LABELS[:1])
+        one = head.loss_by_feat(*head(feats), gts)
+        two = head.loss_by_feat(*head([torch.cat([f, f]) for f in feats]),
+                                {name: torch.cat([v, v]) for name, v in gts.items()})
+        for name in one:
+            assert two[name].item() == pytest.approx(2 * one[name].item(), rel=1e-5), name
+
+    @pytest.mark.parametrize('label_smoothing,focal', [(0.0, False), (0.2, True)])
+    def test_losses_by_hand_from_assignment(self, label_smoothing, focal):
+        """Recompute loss_box, loss_obj and loss_cls YOLOv7's way, one positive at a time, from
+        the assignment the head made: per level mean(1 - CIoU) over positives; objectness BCE
+        against CIoU.clamp(0) at the positives' cells, times [4, 1, 0.4]; class BCE over
+        positives x classes; then gains (box 0.05, obj 0.7 * (64/640)^2, cls 0.3 * 3/80) and
+        the batch size 3. Label smoothing eps makes the class targets 1 - eps/2 and eps/2;
+        focal objectness is torchvision's sigmoid_focal_loss (gamma 1.5, alpha 0.25)."""
+        import torch.nn.functional as F
+        from torchvision.ops import sigmoid_focal_loss
+
+        from turtle_plugin.models.losses import bbox_ciou
+        obj_cfg = dict(type='YOLOFocalLoss' if focal else 'YOLOBCEWithLogitsLoss',
+                       loss_weight=0.7)
+        head = _head(num_keypoints=0, label_smoothing=label_smoothing, loss_obj=obj_cfg)
+        det_maps, kpt_maps = head(_feats(head, 3))
+        gts = _gts(head, BOXES, LABELS)
+        losses = head.loss_by_feat(det_maps, kpt_maps, gts)
+        dets = [head._split_level(d, None)[0].detach() for d in det_maps]
+        box = obj = cls = 0.0
+        levels_with_positives = num_pos = 0
+        for level, target in enumerate(head.get_targets(dets, gts)):
+            ious, cls_terms = [], []
+            tobj = torch.zeros(dets[level].shape[:4])
+            for b, g, a, o in target['pos'].nonzero().tolist():
+                gi, gj = target['cells'][b, g, a, o].tolist()
+                raw = dets[level][b, a, gj, gi]
+                pred = head.decode_bboxes(raw[:4], torch.tensor([gi, gj]).float(),
+                                          STRIDES[level], head.anchors[level, a])
+                gt_ind = target['gt_inds'][b, g, a, o]
+                iou = bbox_ciou(pred, gts['bboxes'][b, gt_ind])
+                ious.append(iou)
+                tobj[b, a, gj, gi] = max(tobj[b, a, gj, gi].item(), iou.clamp(min=0).item())
+                onehot = F.one_hot(gts['labels'][b, gt_ind], 3).float()
+                onehot = onehot * (1 - label_smoothing) + label_smoothing / 2
+                cls_terms.append(F.binary_cross_entropy_with_logits(raw[5:], onehot,
+                                                                    reduction='none'))
+            levels_with_positives += bool(ious)
+            num_pos += len(ious)
+            if ious:  # YOLOv7 adds nothing for a level without positives
+                box += (1 - torch.stack(ious)).mean().item()
+                cls += torch.stack(cls_terms).mean().item()
+            obj_loss = sigmoid_focal_loss if focal else F.binary_cross_entropy_with_logits
+            kwargs = dict(gamma=1.5, alpha=0.25, reduction='mean') if focal else {}
+            obj += [4.0, 1.0, 0.4][level] * obj_loss(dets[level][..., 4], tobj, **kwargs).item()
+        assert levels_with_positives >= 2
+        assert losses['loss_box'].item() == pytest.approx(0.05 * 3 * box, rel=1e-5)
+        assert losses['loss_obj'].item() == pytest.approx(0.7 * 0.01 * 3 * obj, rel=1e-5)
+        assert losses['loss_cls'].item() == pytest.approx(0.3 * 3 / 80 * 3 * cls, rel=1e-5)
+
+    def test_sigmas(self):
+        with pytest.warns(UserWarning, match='1/K = 0.250 for all 4 keypoints'):
+            head = _head(kpt_sigmas=None)
+        assert torch.allclose(head.kpt_sigmas, torch.full((4, ), 0.25))
+        with pytest.raises(ValueError, match='kpt_sigmas has 3 entries but the head predicts 4'):
+            _head(kpt_sigmas=[0.1, 0.1, 0.1])
+
+    def test_missing_keypoints_raise(self):
+        head = _head()
+        with pytest.raises(ValueError, match='predicts 4 keypoints but the ground truth'):
+            head.pack_gts(BOXES, LABELS)
+        # MMDetection glue: a DetDataSample without keypoints
+        from mmdet.structures import DetDataSample
+        from mmengine.structures import InstanceData
+        sample = DetDataSample()
+        sample.gt_instances = InstanceData(bboxes=BOXES[0], labels=LABELS[0])
+        with pytest.raises(ValueError, match='gt_instances has no `keypoints`'):
+            head.loss(_feats(head, 1), [sample])
+
+    def test_assigner_in_train_cfg_rejected(self):
+        with pytest.raises(ValueError, match='move it there'):
+            _head(train_cfg=dict(assigner=dict(type='YOLOv5Assigner')))
+
+
+# ---------------------------------------------------------------------------- post-processing
+class TestPostProcessing:
+    # b1 overlaps b0 (IoU 81/119) in class 0; b3 sits apart and is class 1; b4 is below thr.
+    BOXES = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.], [20., 20., 30., 30.],
+                          [40., 40., 50., 50.], [60., 60., 70., 70.]])
+    SCORES = torch.tensor([[0.9, 0.3], [0.8, 0.0], [0.7, 0.0], [0.0, 0.6], [0.0005, 0.0]])
+    # keypoint k of box n is (n, k): who owns a keypoint is readable from its value
+    KPTS = torch.arange(5.)[:, None, None].expand(5, 3, 2).clone()
+
+    def _run(self, **kwargs):
+        cfg = dict(score_thr=0.001, iou_threshold=0.5, max_per_img=100)
+        cfg.update(kwargs)
+        return filter_and_nms(self.BOXES, self.SCORES, extras=dict(keypoints=self.KPTS),
+                              **cfg)
+
+    def test_keypoints_follow_their_boxes(self):
+        res = self._run()
+        assert res['scores'].tolist() == pytest.approx([0.9, 0.7, 0.6])
+        assert res['labels'].tolist() == [0, 0, 1]
+        owners = res['keypoints'][:, 0, 0].long()
+        assert owners.tolist() == [0, 2, 3]
+        assert torch.equal(res['bboxes'], self.BOXES[owners])
+
+    def test_multi_label(self):
+        res = self._run(multi_label=True)
+        assert res['scores'].tolist() == pytest.approx([0.9, 0.7, 0.6, 0.3])
+        assert res['labels'].tolist() == [0, 0, 1, 1]
+        assert res['keypoints'][:, 0, 0].long().tolist() == [0, 2, 3, 0]
+
+    def test_max_per_img_and_nms_pre(self):
+        assert self._run(max_per_img=2)['keypoints'][:, 0, 0].tolist() == [0, 2]
+        # nms_pre=2 keeps b0 and b1 only; b1 is then suppressed by b0
+        assert self._run(nms_pre=2)['keypoints'][:, 0, 0].tolist() == [0]
+
+    def test_head_predictions_keep_keypoints_with_boxes(self):
+        """Through the head: every kept keypoint set is the one decoded at its box's cell."""
+        head = _head(num_keypoints=2, kpt_dim=2)
+        det_maps, kpt_maps = head(_feats(head, 2))
+        bboxes, scores, extras = head._decode_dense(det_maps, kpt_maps)
+        results = head.predict_by_feat(det_maps, kpt_maps, dict(score_thr=0.0, max_per_img=20,
+                                                                multi_label=False))
+        for i, res in enumerate(results):
+            for box, kpts in zip(res.bboxes, res.keypoints):
+                row = (bboxes[i] == box).all(1).nonzero()[0, 0]
+                assert torch.equal(extras['keypoints'][i, row], kpts)
+
+    def test_extras_length_checked(self):
+        with pytest.raises(ValueError, match="extra 'keypoints' has 2 rows for 5 boxes"):
+            filter_and_nms(self.BOXES, self.SCORES, 0.0, 0.5, 10,
+                           extras=dict(keypoints=self.KPTS[:2]))
+
+
+def test_kpt_head_needs_keypoints():
+    with pytest.raises(ValueError, match='num_keypoints > 0'):
+        YOLOv7KptHead(head_module=dict(type='YOLOv7HeadModule', num_classes=1,
+                                       in_channels=[8, 8, 8]))
+
+
+def test_head_is_registered_in_both_scopes():
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmpose.registry import MODELS as MMPOSE_MODELS
+    for name in ('YOLOv7Head', 'YOLOv7HeadModule'):
+        assert MMDET_MODELS.get(name) is MMPOSE_MODELS.get(name)
+    assert MMPOSE_MODELS.get('YOLOv7KptHead') is YOLOv7KptHead
+    assert isinstance(_head(), YOLOv7Head)

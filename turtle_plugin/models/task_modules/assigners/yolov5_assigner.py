@@ -1,0 +1,105 @@
+"""YOLOv5's anchor-ratio assigner (``build_targets`` of YOLOv5 / ``find_3_positive`` of YOLOv7).
+
+A ground truth is a candidate for an anchor of a level when neither side ratio between the two
+exceeds ``anchor_t``; it then uses its own grid cell plus the two neighbouring cells (one in x,
+one in y) whose shared edge is within half a cell of its centre -- up to 3 cells per anchor.
+
+Everything is computed for a padded batch at once: ground truths are ``(B, G, ...)`` tensors with
+a ``gt_valid`` mask, and the candidates of ground truth ``g`` are a fixed
+``(L levels, A anchors, 5 offsets)`` block whose ``valid`` mask says which of them are real.
+Fixed shapes mean no per-image Python loop and no host synchronisation.
+"""
+from typing import Dict, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from turtle_plugin.registry import TASK_UTILS
+
+__all__ = ['YOLOv5Assigner']
+
+
+@TASK_UTILS.register_module()
+class YOLOv5Assigner:
+    """Every candidate that passes the anchor-ratio test is a positive of its ground truth.
+
+    Args:
+        anchor_t (float): largest allowed ratio between a box side and the anchor side
+            (``hyp['anchor_t']``).
+        neighbour_offset (float): how close (in cells) the centre must be to a cell edge for the
+            cell across that edge to be a candidate too (YOLOv5's ``g = 0.5``).
+    """
+
+    # the own cell, then the left, top, right and bottom neighbour (YOLOv5's j, k, l, m)
+    CELL_OFFSETS = ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))
+
+    def __init__(self, anchor_t: float = 4.0, neighbour_offset: float = 0.5):
+        if anchor_t <= 1:
+            raise ValueError(f'anchor_t must be > 1 (a ratio), got {anchor_t}')
+        self.anchor_t = anchor_t
+        self.neighbour_offset = neighbour_offset
+
+    def get_candidates(self, gt_bboxes: Tensor, gt_valid: Tensor,
+                       featmap_sizes: Sequence[Tuple[int, int]], strides: Sequence[int],
+                       anchors: Tensor) -> Dict[str, Tensor]:
+        """Candidate cells and anchors of every ground truth on every level.
+
+        Args:
+            gt_bboxes (Tensor): ``(B, G, 4)`` boxes, xyxy in input pixels (padding arbitrary).
+            gt_valid (Tensor): ``(B, G)`` bool, False for padding.
+            featmap_sizes (Sequence[tuple[int, int]]): ``(H, W)`` of each level.
+            strides (Sequence[int]): stride of each level in pixels.
+            anchors (Tensor): ``(L, A, 2)`` anchor widths and heights in pixels.
+
+        Returns:
+            dict: ``cells`` ``(B, G, L, A, 5, 2)`` long grid ``(x, y)`` of each candidate and
+            ``valid`` ``(B, G, L, A, 5)`` bool.
+        """
+        if len(featmap_sizes) != len(strides) or len(strides) != anchors.shape[0]:
+            raise ValueError(f'{len(featmap_sizes)} feature maps, {len(strides)} strides and '
+                             f'{anchors.shape[0]} anchor levels: they must agree')
+        num_anchors = anchors.shape[1]
+        centres = (gt_bboxes[..., :2] + gt_bboxes[..., 2:]) / 2  # (B, G, 2)
+        sizes = gt_bboxes[..., 2:] - gt_bboxes[..., :2]
+        g = self.neighbour_offset
+        cells, valids = [], []
+        for (height, width), stride, level_anchors in zip(featmap_sizes, strides, anchors):
+            gx, gy = (centres / stride).unbind(-1)  # grid units, (B, G)
+            ratio = (sizes / stride)[:, :, None] / (level_anchors / stride)  # (B, G, A, 2)
+            match = torch.max(ratio, 1 / ratio).amax(-1) < self.anchor_t  # (B, G, A)
+            use = torch.stack([
+                torch.ones_like(match[..., 0]),
+                (gx % 1 < g) & (gx > 1), (gy % 1 < g) & (gy > 1),  # left, top neighbour
+                ((width - gx) % 1 < g) & (width - gx > 1),  # right neighbour
+                ((height - gy) % 1 < g) & (height - gy > 1),  # bottom neighbour
+            ], dim=-1)  # (B, G, 5), in the order of CELL_OFFSETS
+            # centre minus each offset of CELL_OFFSETS, truncated to a cell as YOLOv5 does
+            cell_x = torch.stack([gx, gx - g, gx, gx + g, gx], dim=-1).long().clamp(0, width - 1)
+            cell_y = torch.stack([gy, gy, gy - g, gy, gy + g], dim=-1).long().clamp(0, height - 1)
+            cell = torch.stack([cell_x, cell_y], dim=-1)  # (B, G, 5, 2)
+            valid = match[..., None] & use[:, :, None] & gt_valid[:, :, None, None]
+            cells.append(cell[:, :, None].expand(-1, -1, num_anchors, -1, -1))
+            valids.append(valid)
+        return dict(cells=torch.stack(cells, dim=2), valid=torch.stack(valids, dim=2))
+
+    def assign(self, pred_bboxes: Tensor, pred_scores: Tensor, cand_valid: Tensor,
+               gt_bboxes: Tensor, gt_labels: Tensor, gt_valid: Tensor) -> Tuple[Tensor, Tensor]:
+        """Choose the positives among the candidates.
+
+        Args:
+            pred_bboxes (Tensor): ``(B, G, N, 4)`` decoded xyxy boxes predicted at the ``N``
+                candidates generated by each ground truth (unused here).
+            pred_scores (Tensor): ``(B, G, N, C)`` ``sqrt(sigmoid(cls) * sigmoid(obj))`` at
+                the candidates (unused here).
+            cand_valid (Tensor): ``(B, G, N)`` bool.
+            gt_bboxes (Tensor): ``(B, G, 4)`` xyxy boxes (unused here).
+            gt_labels (Tensor): ``(B, G)`` labels (unused here).
+            gt_valid (Tensor): ``(B, G)`` bool.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``pos`` ``(B, G, N)`` bool and ``gt_inds`` ``(B, G, N)``
+            long, the ground truth each positive regresses to (here the one that generated it).
+        """
+        num_gts = cand_valid.shape[1]
+        gt_inds = torch.arange(num_gts, device=cand_valid.device)[None, :, None]
+        return cand_valid.clone(), gt_inds.expand_as(cand_valid).clone()
