@@ -43,9 +43,10 @@ log "mmengine"
 "${PIP[@]}" -q mmengine==0.10.7
 
 # mmcv 2.1.0 and chumpy only build with setuptools<70, while torch 2.14.1 declares
-# setuptools>=77: use the old one for those two builds, then put the new one back.
+# setuptools>=77: use the old one for those two builds, then put a new one back -- below 81,
+# which removed pkg_resources (mmengine's package_utils, used by mmpose.apis, imports it).
 old_setuptools() { "$PY" -m pip install -q --disable-pip-version-check "setuptools<70"; }
-new_setuptools() { "$PY" -m pip install -q --disable-pip-version-check "setuptools>=77.0.3"; }
+new_setuptools() { "$PY" -m pip install -q --disable-pip-version-check "setuptools>=77.0.3,<81"; }
 
 mmcv_ops_ok() {
   "$PY" - <<'PYEOF' >/dev/null 2>&1
@@ -101,5 +102,5 @@ log "turtle_plugin (editable)"
 
 log "checking the installed stack"
 mmcv_ops_ok || die "mmcv ops stopped working after installing mmdet/mmpose: a dependency changed torch"
-"$PY" -c "import turtle_plugin, xtcocotools, pycocotools; print('turtle_plugin', turtle_plugin.__version__, 'OK')"
+"$PY" -c "import turtle_plugin, xtcocotools, pycocotools, mmpose.apis, mmdet.apis; print('turtle_plugin', turtle_plugin.__version__, 'OK')"
 log "done. Run the tests with:  $VENV/bin/python -m pytest tests"

@@ -66,9 +66,10 @@ class YOLOv7Head(BaseModule):
         loss_kpt (dict): keypoint loss (``YOLOPoseOKSLoss``); ``loss_weight`` is ``hyp['kpt']``.
         loss_kpt_vis (dict): keypoint visibility loss on logits, used when ``kpt_dim == 3``;
             YOLO-Pose reuses ``hyp['cls']`` for it.
-        kpt_sigmas (Sequence[float], optional): per-keypoint OKS sigmas, normally the
-            ``sigmas`` of the dataset's metainfo. ``None`` uses ``1 / K`` for every keypoint
-            (Ultralytics' fallback) and warns.
+        kpt_sigmas (Sequence[float] | dict, optional): per-keypoint OKS sigmas, or the dataset's
+            metainfo (``dict(from_file='configs/_base_/datasets/turtle.py')``) to take its
+            ``sigmas`` from. ``None`` uses ``1 / K`` for every keypoint (Ultralytics' fallback)
+            and warns.
         obj_level_weights (Sequence[float]): objectness weight of each level (YOLOv7's
             ``balance``).
         label_smoothing (float): class targets become ``1 - eps/2`` and ``eps/2``.
@@ -143,8 +144,16 @@ class YOLOv7Head(BaseModule):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
-    def _check_sigmas(self, kpt_sigmas: Optional[Sequence[float]]) -> Tensor:
+    def _check_sigmas(self, kpt_sigmas: Optional[Union[Sequence[float], dict]]) -> Tensor:
         num_keypoints = self.num_keypoints
+        if isinstance(kpt_sigmas, dict):
+            # a dataset metainfo (``dict(from_file=...)`` or a full dataset_info): its sigmas
+            from mmpose.datasets.datasets.utils import parse_pose_metainfo
+            source = kpt_sigmas.get('from_file', 'the metainfo dict')
+            kpt_sigmas = parse_pose_metainfo(dict(kpt_sigmas))['sigmas']
+            if len(kpt_sigmas) != num_keypoints:
+                raise ValueError(f'the metainfo {source} has {len(kpt_sigmas)} keypoints but the '
+                                 f'head predicts {num_keypoints}')
         if kpt_sigmas is None:
             if num_keypoints:
                 warnings.warn(

@@ -1,0 +1,18 @@
+# YOLOv7-tiny variant of turtle_det.py, with hyp.scratch.tiny's loss gains and final lr.
+_base_ = './turtle_det.py'
+
+model = dict(
+    backbone=dict(arch='tiny'),
+    neck=dict(arch='tiny'),
+    bbox_head=dict(
+        head_module=dict(in_channels=[128, 256, 512]),
+        loss_obj=dict(loss_weight=1.0),
+        loss_cls=dict(loss_weight=0.5)))
+custom_hooks = [
+    dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.01,
+         warmup_epochs=3, min_warmup_iters=1000, warmup_bias_lr=0.1, warmup_momentum=0.8),
+    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, gamma=2000,
+         update_buffers=True, priority=49),
+    dict(type='CloseMosaicHook', num_last_epochs={{_base_.close_mosaic_epochs}},
+         new_train_pipeline={{_base_.train_pipeline_stage2}}),
+]

@@ -1,0 +1,171 @@
+# YOLOv7-l with a keypoint branch for sea turtles (1 class, 6 keypoints, 256x256), MMPose scope.
+# The full training recipe: hyp.scratch.p5 (+ hyp.pose's keypoint gain) of the original YOLOv7.
+# Variants (turtle_kpt_tiny.py, turtle_kpt_x.py, tiger_kpt_tiny.py) inherit it with _base_.
+#
+#   python tools/train.py configs/turtle_kpt.py
+#   bash tools/dist_train.sh configs/turtle_kpt.py 4
+default_scope = 'mmpose'
+custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)
+
+# ----------------------------------------------------------------- frequently modified
+data_root = 'data/turtle/'  # the folder of the data yaml (YOLOv7 layout)
+data_yaml = 'turtlekpt.yaml'  # train/val image folders, class names (labels/ beside images/)
+metainfo = dict(from_file='configs/_base_/datasets/turtle.py')  # names, flips, sigmas
+num_classes = 1
+num_keypoints = 6
+kpt_dim = 2  # 2: x, y per keypoint (the turtle labels); 3: x, y, visibility logit
+img_scale = (256, 256)  # (w, h)
+batch_size = 8  # per GPU
+num_workers = 4
+max_epochs = 300
+close_mosaic_epochs = 15  # train the last epochs without mosaic / mixup
+val_interval = 10
+base_lr = 0.01
+# YOLOv7's P5 anchors (w, h in pixels). They were fitted to COCO at 640: check them on your
+# data with `python tools/analysis/check_anchors.py configs/turtle_kpt.py --kmeans`.
+anchors = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
+           [(142, 110), (192, 243), (459, 401)]]
+# ------------------------------------------------------------------------------------
+
+model = dict(
+    type='BottomupPoseEstimator',
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
+        bgr_to_rgb=True, pad_size_divisor=32),
+    backbone=dict(type='YOLOv7Backbone', arch='l'),
+    neck=dict(type='YOLOv7PAFPN', arch='l'),
+    head=dict(
+        type='YOLOv7KptHead',
+        head_module=dict(
+            type='YOLOv7HeadModule', num_classes=num_classes, in_channels=[256, 512, 1024],
+            num_keypoints=num_keypoints, kpt_dim=kpt_dim, kpt_head='conv',
+            featmap_strides=[8, 16, 32], img_size=img_scale[0]),
+        anchors=anchors,
+        assigner=dict(type='YOLOv7OTAAssigner'),
+        # hyp.scratch.p5 gains; the head scales them by 3/layers, classes/80, (img/640)^2
+        loss_bbox=dict(type='YOLOCIoULoss', loss_weight=0.05),
+        loss_obj=dict(type='YOLOBCEWithLogitsLoss', loss_weight=0.7),
+        loss_cls=dict(type='YOLOBCEWithLogitsLoss', loss_weight=0.3),
+        loss_kpt=dict(type='YOLOPoseOKSLoss', loss_weight=0.1),  # hyp.pose kpt gain
+        loss_kpt_vis=dict(type='YOLOBCEWithLogitsLoss', loss_weight=0.3),
+        kpt_sigmas=metainfo,
+        obj_level_weights=[4.0, 1.0, 0.4]),
+    # YOLOv7's test.py settings for mAP: keep low-score boxes, NMS IoU 0.65
+    test_cfg=dict(score_thr=0.001, nms=dict(iou_threshold=0.65), max_per_img=300))
+
+# ------------------------------------------------------------------ data
+codec = dict(type='YOLOXPoseAnnotationProcessor', input_size=img_scale)
+mosaic = [
+    # YOLOv7 takes a 9-image mosaic 20% of the time
+    dict(type='RandomChoice', prob=[0.8, 0.2], transforms=[
+        [dict(type='KptMosaic', img_scale=img_scale, pad_val=114.,
+              pre_transform=[dict(type='LoadImage')])],
+        [dict(type='KptMosaic9', img_scale=img_scale, pad_val=114.,
+              pre_transform=[dict(type='LoadImage')])]]),
+    dict(type='KptRandomAffine', degrees=0., translate=0.2, scale=0.9, shear=0.,
+         perspective=0., border=(-img_scale[0] // 2, -img_scale[1] // 2)),
+]
+train_pipeline = [
+    dict(type='LoadImage'),
+    *mosaic,
+    dict(type='KptMixUp', prob=0.15, pre_transform=[dict(type='LoadImage'), *mosaic]),
+    dict(type='KptHSVRandomAug', hue=0.015, saturation=0.7, value=0.4),
+    dict(type='KptRandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='KptFilterAnnotations', min_box_size=2.),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs'),
+]
+# the last close_mosaic_epochs (CloseMosaicHook): YOLOv7's non-mosaic training path
+train_pipeline_stage2 = [
+    dict(type='LoadImage'),
+    dict(type='KptLetterResize', scale=img_scale, pad_val=114., allow_scale_up=True),
+    dict(type='KptRandomAffine', degrees=0., translate=0.2, scale=0.9, shear=0., perspective=0.),
+    dict(type='KptHSVRandomAug', hue=0.015, saturation=0.7, value=0.4),
+    dict(type='KptRandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='KptFilterAnnotations', min_box_size=2.),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs'),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='KptLetterResize', scale=img_scale, pad_val=114., allow_scale_up=False),
+    dict(type='PackPoseInputs',
+         meta_keys=('id', 'img_id', 'img_path', 'ori_shape', 'img_shape', 'input_size',
+                    'input_center', 'input_scale', 'raw_ann_info')),
+]
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=num_workers,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='YOLOKptDataset', data_root=data_root, data_yaml=data_yaml, split='train',
+        metainfo=metainfo, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=num_workers,
+    persistent_workers=True,
+    pin_memory=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+    dataset=dict(
+        type='YOLOKptDataset', data_root=data_root, data_yaml=data_yaml, split='val',
+        metainfo=metainfo, test_mode=True, pipeline=val_pipeline))
+test_dataloader = val_dataloader
+
+# One evaluation, three reports: keypoint OKS AP with the metainfo's sigmas (MMPose's CocoMetric,
+# coco/AP ...), COCO box mAP of the same predictions (coco/bbox_mAP ...), P/R/F1 at the best
+# threshold with PR curves (pr/..., PNG + JSON in the log dir) and per-keypoint errors (kpt/...).
+# Ground truth comes from the samples' raw annotations; pass ann_file= for a COCO json instead.
+val_evaluator = dict(type='KptBoxCocoMetric', score_mode='bbox', nms_mode='none')
+test_evaluator = val_evaluator
+
+# ------------------------------------------------------------------ schedule
+train_cfg = dict(
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=val_interval,
+    dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+# SGD, nesterov, weight decay on conv weights only, scaled to the nominal batch of 64 as YOLOv7.
+# (YOLOv7 accumulates gradients up to 64 images; MMEngine's accumulation averages instead of
+# summing, so the plugin steps every batch with the weight decay scaled by batch / 64.)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    constructor='YOLOv7OptimWrapperConstructor',
+    optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, nesterov=True, weight_decay=5e-4),
+    paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=batch_size),
+    clip_grad=dict(max_norm=10.0))
+param_scheduler = None  # YOLOv7ParamSchedulerHook: warm-up, then cosine to lrf=0.1
+
+custom_hooks = [
+    dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.1,
+         warmup_epochs=3, min_warmup_iters=1000, warmup_bias_lr=0.1, warmup_momentum=0.8),
+    # YOLOv5/v7 ModelEMA: decay 0.9999 * (1 - exp(-updates / 2000)); evaluation uses the EMA
+    dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.0001, gamma=2000,
+         update_buffers=True, priority=49),
+    dict(type='CloseMosaicHook', num_last_epochs=close_mosaic_epochs,
+         new_train_pipeline=train_pipeline_stage2),
+]
+
+# ------------------------------------------------------------------ runtime
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=val_interval, max_keep_ckpts=3,
+                    save_best='coco/AP', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='PoseVisualizationHook', enable=False))
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+vis_backends = [dict(type='LocalVisBackend')]  # add dict(type='TensorboardVisBackend')
+visualizer = dict(type='PoseLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True, num_digits=6)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0)
