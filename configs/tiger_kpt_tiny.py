@@ -35,6 +35,8 @@ train_cfg = dict(
     max_epochs=max_epochs, val_interval=val_interval,
     dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
 custom_hooks = [
+    # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)
+    dict(type='AutoAnchorHook'),
     # a 16-image set has 2 iterations per epoch: warm up for 3 epochs, not the original's 1000 its
     dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.01,
          warmup_epochs=3, min_warmup_iters=0, warmup_bias_lr=0.1, warmup_momentum=0.8),
