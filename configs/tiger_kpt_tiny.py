@@ -37,6 +37,8 @@ train_cfg = dict(
 custom_hooks = [
     # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)
     dict(type='AutoAnchorHook'),
+    # seed each epoch from (seed, epoch, rank), so --resume continues exactly
+    dict(type='EpochSeedHook'),
     # a 16-image set has 2 iterations per epoch: warm up for 3 epochs, not the original's 1000 its
     dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.01,
          warmup_epochs=3, min_warmup_iters=0, warmup_bias_lr=0.1, warmup_momentum=0.8),

@@ -11,6 +11,8 @@ model = dict(
 custom_hooks = [
     # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)
     dict(type='AutoAnchorHook'),
+    # seed each epoch from (seed, epoch, rank), so --resume continues exactly
+    dict(type='EpochSeedHook'),
     dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.01,
          warmup_epochs=3, min_warmup_iters=1000, warmup_bias_lr=0.1, warmup_momentum=0.8),
     dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, gamma=2000,

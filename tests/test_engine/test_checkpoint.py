@@ -56,7 +56,8 @@ class _CrashAfterEpoch(Hook):
         self.epoch = epoch
 
     def after_train_epoch(self, runner):
-        if runner.epoch == self.epoch:
+        # runner.epoch counts finished epochs only after this hook
+        if runner.epoch + 1 == self.epoch:
             raise _SimulatedCrash(f'killed after epoch {self.epoch}')
 
 
@@ -93,6 +94,8 @@ def test_resume_round_trip_matches_uninterrupted_run(tmp_path):
     killed = _runner(tmp_path / 'resumed', max_epochs=3, crash_after=2)
     with pytest.raises(_SimulatedCrash):
         killed.train()
+    assert (tmp_path / 'resumed' / 'epoch_2.pth').exists()
+    assert not (tmp_path / 'resumed' / 'epoch_3.pth').exists()
     resumed = _runner(tmp_path / 'resumed', max_epochs=3, resume=True)
     resumed.train()
 
