@@ -30,7 +30,7 @@ def model_complexity(config: str, shape=(256, 256), deploy: bool = False) -> dic
     inputs = torch.zeros(1, 3, *shape)
     params = sum(p.numel() for p in model.parameters())
     info = get_model_complexity_info(
-        model, inputs=(inputs, ), show_table=False, show_arch=False)
+        model, inputs=(inputs, None), show_table=False, show_arch=False)  # (inputs, data_samples)
     return dict(params=params, flops=info['flops'], shape=tuple(shape))
 
 

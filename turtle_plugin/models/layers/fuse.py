@@ -4,14 +4,16 @@ BatchNorm into the conv before it (MMCV's ``fuse_conv_bn``), so each ConvModule 
 import torch.nn as nn
 from mmcv.cnn import fuse_conv_bn as mmcv_fuse_conv_bn
 
+from .rep_conv import RepConv
+
 __all__ = ['fuse_conv_bn']
 
 
 def fuse_conv_bn(model: nn.Module) -> nn.Module:
     """Fold BN layers into the preceding convs for a deploy model, in place.
 
-    Modules with a ``switch_to_deploy()`` method (RepConv) are re-parameterised first: folding
-    their branch BNs separately would leave them unable to merge their branches.
+    RepConvs are re-parameterised first: folding their branch BNs separately would leave them
+    unable to merge their branches.
 
     Args:
         model (nn.Module): the model, in eval mode (BN running statistics are used).
@@ -22,6 +24,6 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
     """
     # A snapshot: switching replaces the branches of the module being visited.
     for module in list(model.modules()):
-        if hasattr(module, 'switch_to_deploy'):
+        if isinstance(module, RepConv):
             module.switch_to_deploy()
     return mmcv_fuse_conv_bn(model)

@@ -177,8 +177,13 @@ class YOLOv7PAFPN(BaseModule):
             outs.append(self.bottom_up_blocks[i](torch.cat([downsampled, top_down[i + 1]], 1)))
         return tuple(layer(out) for layer, out in zip(self.out_layers, outs))
 
-    def switch_to_deploy(self) -> None:
-        """Re-parameterise every RepConv into a single 3x3 conv (no-op for tiny and x)."""
+    def switch_to_deploy(self, test_cfg: Optional[dict] = None) -> None:
+        """Re-parameterise every RepConv into a single 3x3 conv (no-op for tiny and x).
+
+        Args:
+            test_cfg (dict, optional): unused; MMPose's ``BasePoseEstimator.switch_to_deploy``
+                passes its test config to every child that has this method.
+        """
         for module in list(self.modules()):
             if isinstance(module, RepConv):
                 module.switch_to_deploy()
