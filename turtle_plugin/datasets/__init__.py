@@ -2,6 +2,7 @@ from . import transforms
 from .coco_conversion import (AREA_RATIO, coco_annotations_to_yolo_rows, coco_categories,
                               format_label_rows, records_to_coco, validate_coco_keypoints,
                               yolo_rows_to_coco_annotations)
+from .image_cache import DecodedImageCache
 from .yolo_format import (LabelSpec, UnreadableImageError, YOLOLabelError, list_images,
                           parse_label_file, read_data_yaml, read_image_size, scan_labels)
 from .yolo_kpt_dataset import YOLODetDataset, YOLOKptDataset, default_pose_metainfo
@@ -9,7 +10,8 @@ from .yolo_kpt_dataset import YOLODetDataset, YOLOKptDataset, default_pose_metai
 __all__ = [
     'transforms', 'AREA_RATIO', 'coco_annotations_to_yolo_rows', 'coco_categories',
     'format_label_rows', 'records_to_coco', 'validate_coco_keypoints',
-    'yolo_rows_to_coco_annotations', 'LabelSpec', 'UnreadableImageError', 'YOLOLabelError',
-    'list_images', 'parse_label_file', 'read_data_yaml', 'read_image_size', 'scan_labels',
+    'yolo_rows_to_coco_annotations', 'DecodedImageCache', 'LabelSpec', 'UnreadableImageError',
+    'YOLOLabelError', 'list_images', 'parse_label_file', 'read_data_yaml', 'read_image_size',
+    'scan_labels',
     'YOLODetDataset', 'YOLOKptDataset', 'default_pose_metainfo'
 ]

@@ -18,7 +18,8 @@ __all__ = [
     'INSTANCE_KEYS', 'STALE_AFTER_MIX_KEYS', 'apply_matrix', 'transform_bboxes', 'flip_bboxes',
     'flip_keypoints', 'check_flip_indices', 'clip_bboxes', 'mark_outside_invisible',
     'box_candidates', 'num_instances', 'filter_instances', 'instance_arrays', 'concat_instances',
-    'translate_scale_matrix', 'results_num_keypoints', 'warp_instances', 'nonempty_boxes'
+    'translate_scale_matrix', 'results_num_keypoints', 'warp_instances', 'scale_instances',
+    'nonempty_boxes', 'fitted_size'
 ]
 
 # Per-instance arrays of MMPose bottom-up results dicts; every transform that drops or
@@ -32,6 +33,13 @@ def translate_scale_matrix(scale_x: float, scale_y: float, offset_x: float,
                            offset_y: float) -> np.ndarray:
     """3x3 matrix of ``(x, y) -> (scale_x * x + offset_x, scale_y * y + offset_y)``."""
     return np.array([[scale_x, 0., offset_x], [0., scale_y, offset_y], [0., 0., 1.]])
+
+
+def fitted_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
+    """Size ``(w, h)`` of a ``width x height`` image resized to fit ``scale = (w, h)`` keeping its
+    aspect ratio, as YOLOv7's ``load_image`` (sides truncated to integers, at least 1)."""
+    ratio = min(scale[0] / width, scale[1] / height)
+    return max(1, int(width * ratio)), max(1, int(height * ratio))
 
 
 def apply_matrix(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -50,11 +58,15 @@ def apply_matrix(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         raise ValueError(f'expected a 2x3 or 3x3 matrix, got shape {matrix.shape}')
     pts = np.asarray(points, dtype=np.float64)
     flat = pts.reshape(-1, 2)
-    homo = np.concatenate([flat, np.ones((flat.shape[0], 1))], axis=1)  # (M, 3)
-    out = homo @ matrix.T  # (M, 2) or (M, 3)
-    if matrix.shape[0] == 3:
-        out = out[:, :2] / out[:, 2:3]
+    out = flat @ matrix[:2, :2].T + matrix[:2, 2]  # (M, 2)
+    if matrix.shape[0] == 3 and _is_projective(matrix):
+        out /= (flat @ matrix[2, :2] + matrix[2, 2])[:, None]
     return out.reshape(pts.shape).astype(np.float32)
+
+
+def _is_projective(matrix: np.ndarray) -> bool:
+    """Whether a 3x3 matrix has a last row other than ``(0, 0, 1)``."""
+    return bool(matrix[2, 0] != 0 or matrix[2, 1] != 0 or matrix[2, 2] != 1)
 
 
 def transform_bboxes(bboxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -70,7 +82,7 @@ def transform_bboxes(bboxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     bboxes = np.asarray(bboxes, dtype=np.float32).reshape(-1, 4)
     corners = bboxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)  # (N, 4 corners, xy)
     mapped = apply_matrix(corners, matrix)
-    return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)
+    return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1)
 
 
 def flip_bboxes(bboxes: np.ndarray, image_size: Tuple[int, int], direction: str) -> np.ndarray:
@@ -168,10 +180,9 @@ def clip_bboxes(bboxes: np.ndarray, region: Sequence[float]) -> np.ndarray:
         np.ndarray: ``(N, 4)`` float32 clipped boxes.
     """
     x1, y1, x2, y2 = region
-    out = np.asarray(bboxes, dtype=np.float32).copy()
-    out[:, [0, 2]] = out[:, [0, 2]].clip(x1, x2)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(y1, y2)
-    return out
+    low = np.array([x1, y1, x1, y1], np.float32)
+    high = np.array([x2, y2, x2, y2], np.float32)
+    return np.clip(np.asarray(bboxes, dtype=np.float32), low, high)
 
 
 def mark_outside_invisible(keypoints: np.ndarray, keypoints_visible: np.ndarray,
@@ -261,19 +272,21 @@ def instance_arrays(results: Dict, num_keypoints: int) -> Dict:
         float32.
     """
     n = num_instances(results)
-    bbox = np.asarray(results.get('bbox', np.zeros((0, 4))), np.float32).reshape(n, 4)
-    out = dict(bbox=bbox)
-    out['bbox_score'] = np.asarray(results.get('bbox_score', np.ones(n)), np.float32).reshape(n)
-    out['category_id'] = np.asarray(results.get('category_id', np.ones(n)), np.int64).reshape(n)
-    out['keypoints'] = np.asarray(
-        results.get('keypoints', np.zeros((n, num_keypoints, 2))),
-        np.float32).reshape(n, num_keypoints, 2)
-    out['keypoints_visible'] = np.asarray(
-        results.get('keypoints_visible', np.zeros((n, num_keypoints))),
-        np.float32).reshape(n, num_keypoints)
-    box_area = (bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1])
-    out['area'] = np.asarray(results.get('area', box_area), np.float32).reshape(n)
-    return out
+    k = num_keypoints
+
+    def get(key: str, dtype: type, shape: Tuple[int, ...], default) -> np.ndarray:
+        value = results[key] if key in results else default()  # defaults built only if needed
+        return np.asarray(value, dtype).reshape(shape)
+
+    bbox = get('bbox', np.float32, (n, 4), lambda: np.zeros((0, 4)))
+    return dict(
+        bbox=bbox,
+        bbox_score=get('bbox_score', np.float32, (n, ), lambda: np.ones(n)),
+        category_id=get('category_id', np.int64, (n, ), lambda: np.ones(n)),
+        keypoints=get('keypoints', np.float32, (n, k, 2), lambda: np.zeros((n, k, 2))),
+        keypoints_visible=get('keypoints_visible', np.float32, (n, k), lambda: np.zeros((n, k))),
+        area=get('area', np.float32, (n, ),
+                 lambda: (bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1])))
 
 
 def concat_instances(parts: List[Dict], num_keypoints: int) -> Dict:
@@ -307,8 +320,9 @@ def _area_gain(bboxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     ``det(M) / (m31 * x + m32 * y + m33) ** 3``.
     """
     matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.shape == (2, 3):
-        matrix = np.vstack([matrix, [0., 0., 1.]])
+    affine_det = matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]
+    if matrix.shape == (2, 3) or not _is_projective(matrix):
+        return np.full(len(bboxes), abs(affine_det), np.float32)
     centers = np.stack([(bboxes[:, 0] + bboxes[:, 2]) / 2, (bboxes[:, 1] + bboxes[:, 3]) / 2], 1)
     denom = centers @ matrix[2, :2] + matrix[2, 2]
     return np.abs(np.linalg.det(matrix) / denom**3).astype(np.float32)
@@ -335,6 +349,32 @@ def warp_instances(arrays: Dict, matrix: np.ndarray, region: Sequence[float]) ->
     out['keypoints_visible'] = mark_outside_invisible(out['keypoints'],
                                                       arrays['keypoints_visible'], region)
     return out
+
+
+def scale_instances(results: Dict, scale_x: float, scale_y: float) -> Dict:
+    """Scale the boxes, keypoints and areas present in ``results`` as a resize of the image by
+    ``(scale_x, scale_y)`` does; visibility is unchanged (a resize moves nothing off the image).
+
+    The same as :func:`warp_instances` with a scale matrix and no region, without filling in
+    absent keys -- loaders call it for every image.
+
+    Args:
+        results (dict): results dict with some of ``bbox``, ``keypoints``, ``area``.
+        scale_x (float): horizontal factor.
+        scale_y (float): vertical factor.
+
+    Returns:
+        dict: ``results``, updated in place with new float32 arrays.
+    """
+    if results.get('bbox') is not None:
+        factors = np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+        results['bbox'] = np.asarray(results['bbox'], np.float32).reshape(-1, 4) * factors
+    if results.get('keypoints') is not None:
+        results['keypoints'] = np.asarray(results['keypoints'], np.float32) * np.array(
+            [scale_x, scale_y], np.float32)
+    if results.get('area') is not None:
+        results['area'] = np.asarray(results['area'], np.float32) * np.float32(scale_x * scale_y)
+    return results
 
 
 def nonempty_boxes(bboxes: np.ndarray, min_size: float = 0.) -> np.ndarray:

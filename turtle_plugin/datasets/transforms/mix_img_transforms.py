@@ -13,11 +13,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmengine.dataset import Compose
+from mmengine.dataset import BaseDataset, Compose
 
 from turtle_plugin.registry import TRANSFORMS
 from .kpt_geometry import (STALE_AFTER_MIX_KEYS, concat_instances, filter_instances,
-                           instance_arrays, nonempty_boxes, results_num_keypoints,
+                           fitted_size, instance_arrays, nonempty_boxes, results_num_keypoints,
                            translate_scale_matrix, warp_instances)
 
 __all__ = ['KptMosaic', 'KptMosaic9', 'KptMixUp']
@@ -55,7 +55,9 @@ class _MixImageTransform(BaseTransform):
 
     def _load_aux(self, dataset) -> Dict:
         index = np.random.randint(len(dataset))
-        info = copy.deepcopy(dataset.get_data_info(index))
+        info = dataset.get_data_info(index)
+        if not isinstance(dataset, BaseDataset):  # MMEngine datasets hand out fresh copies
+            info = copy.deepcopy(info)
         info['dataset'] = dataset
         if self.pre_transform is not None:
             info = self.pre_transform(info)
@@ -78,8 +80,7 @@ def _resize_to_fit(img: np.ndarray, size: Tuple[int, int]) -> Tuple[np.ndarray, 
     Returns the image and the exact per-axis scales ``new_w / w`` and ``new_h / h``.
     """
     h0, w0 = img.shape[:2]
-    ratio = min(size[0] / w0, size[1] / h0)
-    new_w, new_h = max(1, int(w0 * ratio)), max(1, int(h0 * ratio))
+    new_w, new_h = fitted_size(w0, h0, size)
     if (new_w, new_h) != (w0, h0):
         img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     return img, new_w / w0, new_h / h0
@@ -264,6 +265,7 @@ class KptMixUp(_MixImageTransform):
             raise ValueError(f'KptMixUp: the other sample is {img2.shape} but the current one is '
                              f'{img.shape}; its pre_transform must produce the same size')
         ratio = np.random.beta(self.alpha, self.beta)
-        mixed = (img.astype(np.float32) * ratio + img2.astype(np.float32) * (1 - ratio))
+        # one saturating pass in the images' dtype, no float copies (rounds where YOLOv7 truncates)
+        mixed = cv2.addWeighted(img, ratio, img2, 1 - ratio, 0.)
         num_keypoints = results_num_keypoints(results)
-        return _finish(results, mixed.astype(img.dtype), [results, other], num_keypoints)
+        return _finish(results, mixed, [results, other], num_keypoints)

@@ -14,9 +14,10 @@ __all__ = ['KptHSVRandomAug']
 class KptHSVRandomAug(BaseTransform):
     """Multiply hue, saturation and value by random gains ``1 + U(-g, g)``.
 
-    Works on uint8 BGR images through lookup tables, as YOLOv7; hue wraps around OpenCV's
-    0..179 range, saturation and value are clipped to 0..255. Boxes and keypoints are untouched.
-    Defaults are YOLOv7's ``hsv_h``, ``hsv_s``, ``hsv_v``.
+    Works on uint8 BGR images through lookup tables, as YOLOv7 (one 3-channel table rather than
+    split channels); hue wraps around OpenCV's 0..179 range, saturation and value are clipped to
+    0..255. Boxes and keypoints are untouched. Defaults are YOLOv7's ``hsv_h``, ``hsv_s``,
+    ``hsv_v``.
 
     Args:
         hue (float): hue gain range.
@@ -36,12 +37,12 @@ class KptHSVRandomAug(BaseTransform):
                              f'{img.dtype} {img.shape}')
         gains = np.random.uniform(-1, 1, 3) * [self.hue, self.saturation, self.value] + 1
         x = np.arange(256, dtype=np.float64)
-        lut_hue = ((x * gains[0]) % 180).astype(np.uint8)
-        lut_sat = np.clip(x * gains[1], 0, 255).astype(np.uint8)
-        lut_val = np.clip(x * gains[2], 0, 255).astype(np.uint8)
-        hue, sat, val = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))
-        hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
-        results['img'] = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+        lut = np.empty((256, 1, 3), np.uint8)  # one table per HSV channel, applied in one pass
+        lut[:, 0, 0] = (x * gains[0]) % 180
+        lut[:, 0, 1] = np.clip(x * gains[1], 0, 255)
+        lut[:, 0, 2] = np.clip(x * gains[2], 0, 255)
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+        results['img'] = cv2.cvtColor(cv2.LUT(hsv, lut, dst=hsv), cv2.COLOR_HSV2BGR)
         return results
 
     def __repr__(self) -> str:

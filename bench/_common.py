@@ -1,0 +1,216 @@
+"""Small helpers shared by the benchmark scripts in ``bench/``.
+
+Every benchmark records the machine it ran on, the exact command, the date and the figures of
+the peer implementation measured in the same run (see ``BENCHMARKS.md``). These helpers collect
+that context, time several implementations taking turns on the same work (so a noisy shared
+machine slows every contender alike), print a plain-text table and write the JSON result file.
+"""
+import ctypes
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+__all__ = [
+    'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision', 'utc_now',
+    'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median', 'format_table', 'print_table', 'write_json'
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_model() -> str:
+    """The CPU model name from ``lscpu`` (or ``/proc/cpuinfo``, or ``platform``)."""
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith('Model name:'):
+                return line.split(':', 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
+def _package_version(name: str) -> Optional[str]:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_revision(repo: Path = REPO_ROOT) -> Optional[str]:
+    """``HEAD`` of ``repo`` with ``+dirty`` when tracked files have changed, or None."""
+    try:
+        rev = subprocess.run(['git', '-C', str(repo), 'rev-parse', '--short', 'HEAD'],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', str(repo), 'status', '--porcelain', '-uno'],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return rev + ('+dirty' if dirty else '')
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def load_average() -> Optional[List[float]]:
+    """The 1, 5 and 15 minute load averages (runnable processes; None where unknown). On a
+    shared machine a load above the core count means the figures ran under contention."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def steady_malloc(mmap_threshold: int = 32 * 2**20, trim_threshold: int = 2**30) -> bool:
+    """Make glibc serve large buffers from the heap and keep freed heap memory.
+
+    By default glibc hands out buffers above a moving threshold as fresh ``mmap`` pages and
+    returns heap memory to the system when enough is free, so whether a multi-megabyte image
+    buffer costs a page fault per 4 KiB depends on what the process allocated before -- in a
+    virtual machine that can add milliseconds per decoded frame and differ between two
+    implementations timed in the same process. A long-running data-loader worker settles into
+    reusing its heap; this puts the benchmark process in that state from the start, for every
+    implementation alike.
+
+    Args:
+        mmap_threshold (int): allocations above this size use ``mmap`` (glibc caps it at 32 MiB).
+        trim_threshold (int): free heap memory kept before returning it to the system.
+
+    Returns:
+        bool: whether both settings were applied (False off glibc).
+    """
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        return bool(libc.mallopt(m_mmap_threshold, mmap_threshold)
+                    and libc.mallopt(m_trim_threshold, trim_threshold))
+    except (OSError, AttributeError):
+        return False
+
+
+def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) -> Dict[str, Any]:
+    """What a benchmark figure depends on: CPU, cores usable by this process, versions.
+
+    Args:
+        packages (Sequence[str]): distribution names whose versions are recorded (missing ones
+            are recorded as None).
+
+    Returns:
+        dict: ``cpu``, ``logical_cpus``, ``usable_cpus``, ``load_average`` (at the call),
+        ``platform``, ``python`` and ``packages``.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count()
+    return dict(
+        cpu=cpu_model(),
+        logical_cpus=os.cpu_count(),
+        usable_cpus=usable,
+        load_average=load_average(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        packages={name: _package_version(name) for name in packages})
+
+
+def command_line() -> str:
+    """The command that started this process, shell-quoted."""
+    return ' '.join(shlex.quote(a) for a in [Path(sys.executable).name] + sys.argv)
+
+
+CLOCKS = {'wall': time.perf_counter, 'cpu': time.process_time}
+
+
+def interleaved_timings(cases: Dict[str, Callable[[int, Sequence[Any]], Any]],
+                        items: Sequence[Any], repeats: int, chunk_size: int = 5,
+                        clocks: Optional[Dict[str, Callable[[], float]]] = None
+                        ) -> Dict[str, Dict[str, List[float]]]:
+    """Seconds each case spends on ``items``, per repeat, the cases taking turns chunk by chunk.
+
+    In every repeat the items are cut into chunks of ``chunk_size`` and each chunk is handed to
+    every case in turn, so a burst of load from other processes on a shared machine hits all
+    cases alike and per-repeat ratios stay meaningful even when absolute times drift. Each
+    clock is read around every turn: wall time (``time.perf_counter``) includes waiting for a
+    CPU on a busy machine, process CPU time (``time.process_time``) counts only the work of
+    this process, the steadier measure of a single-threaded worker on a shared machine.
+
+    Args:
+        cases (dict[str, Callable[[int, Sequence], Any]]): name -> function of
+            ``(repeat index, chunk of items)`` doing the work to time.
+        items (Sequence): the work items (e.g. dataset indices), the same for every case.
+        repeats (int): number of rounds over ``items``.
+        chunk_size (int): items per turn.
+        clocks (dict[str, Callable[[], float]], optional): name -> clock in seconds;
+            default :data:`CLOCKS` (``wall`` and ``cpu``).
+
+    Returns:
+        dict[str, dict[str, list[float]]]: case -> clock -> the seconds of each repeat.
+    """
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+    clocks = CLOCKS if clocks is None else clocks
+    out = {name: {clock: [0.] * repeats for clock in clocks} for name in cases}
+    for r in range(repeats):
+        for start in range(0, len(items), chunk_size):
+            chunk = items[start:start + chunk_size]
+            for name, case in cases.items():
+                begin = {clock: read() for clock, read in clocks.items()}
+                case(r, chunk)
+                for clock, read in clocks.items():
+                    out[name][clock][r] += read() - begin[clock]
+    return out
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    if not values:
+        raise ValueError('median of an empty sequence')
+    return statistics.median(values)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown-compatible pipe table; floats print with 3 significant digits or 1 decimal."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f'{value:.1f}' if abs(value) >= 100 else f'{value:.3g}'
+        return '' if value is None else str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    lines = ['| ' + ' | '.join(h.ljust(w) for h, w in zip(headers, widths)) + ' |',
+             '|' + '|'.join('-' * (w + 2) for w in widths) + '|']
+    lines += ['| ' + ' | '.join(c.ljust(w) for c, w in zip(r, widths)) + ' |' for r in text]
+    return '\n'.join(lines)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = '') -> None:
+    """Print :func:`format_table`, preceded by ``title`` when given."""
+    if title:
+        print(f'\n{title}')
+    print(format_table(headers, rows), flush=True)
+
+
+def write_json(path: str, payload: Dict[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON, creating parent folders; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + '\n')
+    return out
