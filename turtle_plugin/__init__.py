@@ -30,7 +30,7 @@ _check_version('mmcv', mmcv.__version__, MMCV_RANGE)
 _check_version('mmdet', mmdet.__version__, MMDET_RANGE)
 _check_version('mmpose', mmpose.__version__, MMPOSE_RANGE)
 
-from . import datasets, engine, evaluation, models  # noqa: E402
+from . import apis, datasets, engine, evaluation, models  # noqa: E402
 from .engine import allow_mmengine_checkpoint_types  # noqa: E402
 
 # MMEngine 0.10.7 calls plain ``torch.load`` on checkpoints, which torch>=2.6 restricts to
@@ -38,4 +38,4 @@ from .engine import allow_mmengine_checkpoint_types  # noqa: E402
 # own checkpoints hold, once, when the plugin is imported; arbitrary pickles stay refused.
 allow_mmengine_checkpoint_types()
 
-__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']
+__all__ = ['__version__', 'apis', 'datasets', 'engine', 'evaluation', 'models']

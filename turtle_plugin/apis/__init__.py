@@ -1,0 +1,15 @@
+"""Inference API: build a model from a config, run it on images (whole or tiled), convert and
+draw its predictions, and turn it into its deploy / ONNX-export form."""
+from .deploy import YOLOv7DeployGraph, fuse_implicit, model_head, to_deploy
+from .image_inference import (build_test_pipeline, inference, init_model, letterbox_size,
+                              load_image, metainfo_from_config, post_processing_setting)
+from .results import instances_to_arrays, result_to_dict
+from .tiling import inference_tiled, merge_tile_predictions, tile_starts, tile_windows
+from .visualization import draw_predictions
+
+__all__ = [
+    'init_model', 'inference', 'inference_tiled', 'build_test_pipeline', 'letterbox_size',
+    'load_image', 'metainfo_from_config', 'post_processing_setting', 'result_to_dict',
+    'instances_to_arrays', 'draw_predictions', 'tile_starts', 'tile_windows',
+    'merge_tile_predictions', 'to_deploy', 'fuse_implicit', 'model_head', 'YOLOv7DeployGraph'
+]
