@@ -43,12 +43,16 @@ model = dict(
     test_cfg=dict(score_thr=0.001, nms=dict(iou_threshold=0.65), max_per_img=300))
 
 # ------------------------------------------------------------------ data
+# Training images are decoded straight to the mosaic's scale (YOLOv7's load_image: fit inside
+# img_scale keeping the aspect ratio; libjpeg decodes large JPEGs at 1/2-1/8 size when that is
+# still large enough); evaluation keeps the full-size decode + letterbox, mapped back exactly.
+train_load = dict(type='KptLoadImage', fit_scale=img_scale)
 mosaic = [
     dict(type='RandomChoice', prob=[0.8, 0.2], transforms=[
         [dict(type='KptMosaic', img_scale=img_scale, pad_val=114.,
-              pre_transform=[dict(type='LoadImageFromFile')])],
+              pre_transform=[train_load])],
         [dict(type='KptMosaic9', img_scale=img_scale, pad_val=114.,
-              pre_transform=[dict(type='LoadImageFromFile')])]]),
+              pre_transform=[train_load])]]),
     dict(type='KptRandomAffine', degrees=0., translate=0.2, scale=0.9, shear=0.,
          perspective=0., border=(-img_scale[0] // 2, -img_scale[1] // 2)),
 ]
@@ -56,9 +60,9 @@ pack = dict(type='PackDetInputs',
             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
                        'pad_param', 'instances'))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    train_load,
     *mosaic,
-    dict(type='KptMixUp', prob=0.15, pre_transform=[dict(type='LoadImageFromFile'), *mosaic]),
+    dict(type='KptMixUp', prob=0.15, pre_transform=[train_load, *mosaic]),
     dict(type='KptHSVRandomAug', hue=0.015, saturation=0.7, value=0.4),
     dict(type='KptRandomFlip', prob=0.5, direction='horizontal'),
     dict(type='KptFilterAnnotations', min_box_size=2.),
@@ -66,7 +70,7 @@ train_pipeline = [
     pack,
 ]
 train_pipeline_stage2 = [
-    dict(type='LoadImageFromFile'),
+    train_load,
     dict(type='KptLetterResize', scale=img_scale, pad_val=114., allow_scale_up=True),
     dict(type='KptRandomAffine', degrees=0., translate=0.2, scale=0.9, shear=0., perspective=0.),
     dict(type='KptHSVRandomAug', hue=0.015, saturation=0.7, value=0.4),
@@ -77,8 +81,10 @@ train_pipeline_stage2 = [
 ]
 val_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='KptLetterResize', scale=img_scale, pad_val=114., allow_scale_up=False),
+    # ground truth converted before the letterbox: it stays in original pixels, as MMDetection's
+    # test pipelines keep it (LoadAnnotations after Resize), for the visualizer's GT panel
     dict(type='KptToDetAnnotations'),
+    dict(type='KptLetterResize', scale=img_scale, pad_val=114., allow_scale_up=False),
     pack,
 ]
 train_dataloader = dict(
@@ -117,8 +123,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     constructor='YOLOv7OptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, nesterov=True, weight_decay=5e-4),
-    paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=batch_size),
-    clip_grad=dict(max_norm=10.0))
+    paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=batch_size))
 param_scheduler = None
 custom_hooks = [
     # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)
@@ -141,12 +146,15 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=val_interval, max_keep_ckpts=3,
                     save_best='coco/bbox_mAP', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    # drawings: tools/test.py --show-dir DIR, or draw=True (first image of every interval-th
+    # validation batch to vis_data/vis_image)
+    visualization=dict(type='DetVisualizationHook', draw=False, interval=50, score_thr=0.3))
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]  # add dict(type='TensorboardVisBackend')
+# tools/train.py --tensorboard appends dict(type='TensorboardVisBackend')
+vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'

@@ -54,21 +54,25 @@ model = dict(
     test_cfg=dict(score_thr=0.001, nms=dict(iou_threshold=0.65), max_per_img=300))
 
 # ------------------------------------------------------------------ data
+# Training images are decoded straight to the mosaic's scale (YOLOv7's load_image: fit inside
+# img_scale keeping the aspect ratio; libjpeg decodes large JPEGs at 1/2-1/8 size when that is
+# still large enough); evaluation keeps the full-size decode + letterbox, mapped back exactly.
+train_load = dict(type='KptLoadImage', fit_scale=img_scale)
 codec = dict(type='YOLOXPoseAnnotationProcessor', input_size=img_scale)
 mosaic = [
     # YOLOv7 takes a 9-image mosaic 20% of the time
     dict(type='RandomChoice', prob=[0.8, 0.2], transforms=[
         [dict(type='KptMosaic', img_scale=img_scale, pad_val=114.,
-              pre_transform=[dict(type='LoadImage')])],
+              pre_transform=[train_load])],
         [dict(type='KptMosaic9', img_scale=img_scale, pad_val=114.,
-              pre_transform=[dict(type='LoadImage')])]]),
+              pre_transform=[train_load])]]),
     dict(type='KptRandomAffine', degrees=0., translate=0.2, scale=0.9, shear=0.,
          perspective=0., border=(-img_scale[0] // 2, -img_scale[1] // 2)),
 ]
 train_pipeline = [
-    dict(type='LoadImage'),
+    train_load,
     *mosaic,
-    dict(type='KptMixUp', prob=0.15, pre_transform=[dict(type='LoadImage'), *mosaic]),
+    dict(type='KptMixUp', prob=0.15, pre_transform=[train_load, *mosaic]),
     dict(type='KptHSVRandomAug', hue=0.015, saturation=0.7, value=0.4),
     dict(type='KptRandomFlip', prob=0.5, direction='horizontal'),
     dict(type='KptFilterAnnotations', min_box_size=2.),
@@ -77,7 +81,7 @@ train_pipeline = [
 ]
 # the last close_mosaic_epochs (CloseMosaicHook): YOLOv7's non-mosaic training path
 train_pipeline_stage2 = [
-    dict(type='LoadImage'),
+    train_load,
     dict(type='KptLetterResize', scale=img_scale, pad_val=114., allow_scale_up=True),
     dict(type='KptRandomAffine', degrees=0., translate=0.2, scale=0.9, shear=0., perspective=0.),
     dict(type='KptHSVRandomAug', hue=0.015, saturation=0.7, value=0.4),
@@ -128,15 +132,15 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-# SGD, nesterov, weight decay on conv weights only, scaled to the nominal batch of 64 as YOLOv7.
+# SGD, nesterov, weight decay on conv weights only, scaled to the nominal batch of 64 as YOLOv7,
+# no gradient clipping (as YOLOv7; clipping would also cost a host sync per step).
 # (YOLOv7 accumulates gradients up to 64 images; MMEngine's accumulation averages instead of
 # summing, so the plugin steps every batch with the weight decay scaled by batch / 64.)
 optim_wrapper = dict(
     type='OptimWrapper',
     constructor='YOLOv7OptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, nesterov=True, weight_decay=5e-4),
-    paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=batch_size),
-    clip_grad=dict(max_norm=10.0))
+    paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=batch_size))
 param_scheduler = None  # YOLOv7ParamSchedulerHook: warm-up, then cosine to lrf=0.1
 
 custom_hooks = [
@@ -161,13 +165,17 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=val_interval, max_keep_ckpts=3,
                     save_best='coco/AP', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='PoseVisualizationHook', enable=False))
+    # drawings: tools/test.py --show-dir DIR, or enable=True (first image of every interval-th
+    # validation batch to vis_data/vis_image); instances scoring below score_thr are not drawn
+    visualization=dict(type='KptVisualizationHook', enable=False, interval=50, score_thr=0.3))
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]  # add dict(type='TensorboardVisBackend')
-visualizer = dict(type='PoseLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# tools/train.py --tensorboard appends dict(type='TensorboardVisBackend')
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='PoseLocalVisualizer', vis_backends=vis_backends, name='visualizer',
+                  line_width=2)  # boxes and links; keypoint dots have radius 3
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True, num_digits=6)
 log_level = 'INFO'
 load_from = None

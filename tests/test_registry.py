@@ -6,6 +6,7 @@ import mmdet.registry
 import mmpose.registry
 import pytest
 from mmengine.registry import DefaultScope
+from mmengine.visualization import Visualizer
 
 import turtle_plugin  # noqa: F401
 
@@ -58,10 +59,14 @@ TASK_UTILS = {'YOLOv5Assigner': dict(), 'YOLOv7OTAAssigner': dict()}
 METRICS = {'mmdet': {'BoxPRMetric': dict()}, 'mmpose': {'KptBoxCocoMetric': dict()}}
 HOOKS = {
     'AutoAnchorHook': dict(),
+    'ChannelsLastHook': dict(),
+    'CompileModelHook': dict(),
     'CloseMosaicHook': dict(new_train_pipeline=[dict(type='LoadImageFromFile')]),
     'EpochSeedHook': dict(),
     'YOLOv7ParamSchedulerHook': dict(),
 }
+# MMPose's visualization hook, drawing only confident instances (mmpose scope only)
+SCOPED_HOOKS = {'mmdet': {}, 'mmpose': {'KptVisualizationHook': dict()}}
 OPTIM_WRAPPER_CONSTRUCTORS = {
     'YOLOv7OptimWrapperConstructor': dict(
         optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=0.01))),
@@ -75,7 +80,7 @@ def expected(scope):
         'DATASETS': DATASETS,
         'TASK_UTILS': TASK_UTILS,
         'METRICS': METRICS[scope],
-        'HOOKS': HOOKS,
+        'HOOKS': {**HOOKS, **SCOPED_HOOKS[scope]},
         'OPTIM_WRAPPER_CONSTRUCTORS': OPTIM_WRAPPER_CONSTRUCTORS,
     }
 
@@ -99,6 +104,17 @@ CASES = [(scope, kind, name) for scope in sorted(SCOPES) for kind, table in
          sorted(expected(scope).items()) for name in sorted(table)]
 
 
+@pytest.fixture
+def _current_visualizer():
+    """Visualization hooks take the current Visualizer when they are built."""
+    saved = Visualizer._instance_dict.copy()
+    Visualizer.get_instance('test_registry')
+    yield
+    Visualizer._instance_dict.clear()
+    Visualizer._instance_dict.update(saved)
+
+
+@pytest.mark.usefixtures('_current_visualizer')
 @pytest.mark.parametrize('scope, kind, name', CASES)
 def test_each_registered_name_builds_from_a_config_dict(scope, kind, name):
     registry = getattr(SCOPES[scope], kind)
