@@ -29,6 +29,7 @@ EXPECTED_PARAMS = {
     'turtle_kpt_tiny.py': DET['tiny'] + 36 * (HEAD_IN['tiny'] + 3),
     'turtle_kpt_x.py': DET['x'] + 36 * (HEAD_IN['x'] + 3),
     'tiger_kpt_tiny.py': DET['tiny'] + 72 * (HEAD_IN['tiny'] + 3),
+    'tiger_kpt_tiny_full.py': DET['tiny'] + 72 * (HEAD_IN['tiny'] + 3),
 }
 
 
@@ -98,7 +99,9 @@ def _few_iterations(cfg, work_dir, data_root):
 @pytest.mark.parametrize('name', sorted(EXPECTED_PARAMS))
 def test_config_trains_and_evaluates_on_real_data(name, tmp_path, turtle_shaped_data):
     cfg = Config.fromfile(CONFIGS / name)
-    data_root = None if name.startswith('tiger') else turtle_shaped_data
+    # the bundled sample has tiger_kpt_tiny_full.py's layout (train/ and val/ folders) too
+    data_root = {'tiger_kpt_tiny.py': None, 'tiger_kpt_tiny_full.py': TIGER_SAMPLE}.get(
+        name, turtle_shaped_data)
     cfg = _few_iterations(cfg, tmp_path, data_root)
     runner = Runner.from_cfg(cfg)
     runner.train()
