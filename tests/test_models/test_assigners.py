@@ -5,6 +5,7 @@ straightforward per-image reference written below after YOLOv7's ``find_3_positi
 ``ComputeLossOTA.build_targets`` (boolean filtering, a Python loop over images and over ground
 truths, ``.item()``) -- the batched implementations must pick exactly the same positives.
 """
+import math
 from collections import Counter
 
 import pytest
@@ -50,7 +51,7 @@ def _positives(targets):
 
 
 # ------------------------------------------------------------------ reference (per image)
-def reference_candidates(gt_boxes, level_shapes, anchor_t=4.0):
+def reference_candidates(gt_boxes, level_shapes, anchor_t=4.0, anchors=ANCHORS, strides=STRIDES):
     """YOLOv7's ``find_3_positive`` on pixel boxes. Returns per level
     (image, anchor, gj, gi, generating gt index within its image)."""
     rows = [[b, 0, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, g]
@@ -64,12 +65,12 @@ def reference_candidates(gt_boxes, level_shapes, anchor_t=4.0):
     off = torch.tensor([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], dtype=torch.float64) * g
     out = []
     for i, (h, w) in enumerate(level_shapes):
-        anchors = torch.tensor(ANCHORS[i], dtype=torch.float64) / STRIDES[i]
+        level_anchors = torch.tensor(anchors[i], dtype=torch.float64) / strides[i]
         gain = torch.ones(8, dtype=torch.float64)
-        gain[2:6] = 1 / STRIDES[i]
+        gain[2:6] = 1 / strides[i]
         t = targets * gain
         if nt:
-            r = t[:, :, 4:6] / anchors[:, None]
+            r = t[:, :, 4:6] / level_anchors[:, None]
             j = torch.max(r, 1. / r).max(2)[0] < anchor_t
             t = t[j]
             gxy = t[:, 2:4]
@@ -89,12 +90,14 @@ def reference_candidates(gt_boxes, level_shapes, anchor_t=4.0):
     return out
 
 
-def reference_ota(dets, gt_boxes, gt_labels):
+def reference_ota(dets, gt_boxes, gt_labels, anchors=ANCHORS, strides=STRIDES,
+                  num_classes=NUM_CLASSES):
     """YOLOv7's ``ComputeLossOTA.build_targets``, one image and one ground truth at a time.
 
     Returns the Counter of positives and how many columns several ground truths had chosen.
     """
-    cands = reference_candidates(gt_boxes, [d.shape[2:4] for d in dets])
+    cands = reference_candidates(gt_boxes, [d.shape[2:4] for d in dets], anchors=anchors,
+                                 strides=strides)
     found, shared_columns = Counter(), 0
     for b in range(len(gt_boxes)):
         num_gt = len(gt_boxes[b])
@@ -109,9 +112,9 @@ def reference_ota(dets, gt_boxes, gt_labels):
             p_obj.append(fg[:, 4:5])
             p_cls.append(fg[:, 5:])
             grid = torch.stack([cgi, cgj], dim=1)
-            anchors = torch.tensor(ANCHORS[i], dtype=torch.float64)[ca]
-            pxy = (fg[:, :2].sigmoid() * 2. - 0.5 + grid) * STRIDES[i]
-            pwh = (fg[:, 2:4].sigmoid() * 2)**2 * anchors
+            anchor_wh = torch.tensor(anchors[i], dtype=torch.float64)[ca]
+            pxy = (fg[:, :2].sigmoid() * 2. - 0.5 + grid) * strides[i]
+            pwh = (fg[:, 2:4].sigmoid() * 2)**2 * anchor_wh
             boxes.append(torch.cat([pxy - pwh / 2, pxy + pwh / 2], 1))
             meta += [(i, a, gj, gi) for a, gj, gi in zip(ca.tolist(), cgj.tolist(), cgi.tolist())]
         pxyxys = torch.cat(boxes)
@@ -122,7 +125,7 @@ def reference_ota(dets, gt_boxes, gt_labels):
         pair_wise_iou_loss = -torch.log(pair_wise_iou + 1e-8)
         top_k, _ = torch.topk(pair_wise_iou, min(10, pair_wise_iou.shape[1]), dim=1)
         dynamic_ks = torch.clamp(top_k.sum(1).int(), min=1)
-        gt_cls = F.one_hot(gt_labels[b], NUM_CLASSES).to(torch.float64).unsqueeze(1).repeat(
+        gt_cls = F.one_hot(gt_labels[b], num_classes).to(torch.float64).unsqueeze(1).repeat(
             1, pxyxys.shape[0], 1)
         cls_preds = (p_cls.unsqueeze(0).repeat(num_gt, 1, 1).sigmoid() *
                      p_obj.unsqueeze(0).repeat(num_gt, 1, 1).sigmoid())
@@ -291,3 +294,59 @@ def test_ota_on_cuda_without_host_sync():
     finally:
         torch.cuda.set_sync_debug_mode('default')
     assert _positives([{k: v.cpu() for k, v in t.items()} for t in targets]) == expected
+
+
+@pytest.mark.slow
+def test_ota_follows_the_reference_through_a_training_run():
+    """A short training run: the tiny keypoint model of ``configs/tiger_kpt_tiny.py`` on 4 real
+    tiger frames, 12 SGD steps. At every step the batched OTA picks exactly the per-image
+    reference's positives on that step's predictions, so the run's loss curve is the one the
+    reference assignment gives (accuracy does not pay for the batching)."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+    from mmpose.registry import DATASETS
+    from mmpose.registry import MODELS as MMPOSE_MODELS
+    repo = Path(__file__).resolve().parents[2]
+    cfg = Config.fromfile(str(repo / 'configs' / 'tiger_kpt_tiny.py'))
+    codec = dict(type='YOLOXPoseAnnotationProcessor', input_size=(256, 256))
+    pipeline = [p for p in cfg.val_pipeline if p.type != 'PackPoseInputs'] + [
+        dict(type='GenerateTarget', encoder=codec), dict(type='PackPoseInputs')]
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, pipeline=pipeline,
+                                      indices=4))
+        samples = [dataset[i] for i in range(4)]
+        torch.manual_seed(0)
+        model = MMPOSE_MODELS.build(cfg.model)
+        model.init_weights()
+        model.train()
+        data = model.data_preprocessor(dict(inputs=[s['inputs'] for s in samples],
+                                            data_samples=[s['data_samples'] for s in samples]),
+                                       training=True)
+        head = model.head
+        labels = [s.gt_instance_labels for s in data['data_samples']]
+        boxes = [gt.bboxes.double() for gt in labels]
+        classes = [gt.labels.long() for gt in labels]
+        anchors = head.anchors.tolist()
+        strides = tuple(head.featmap_strides)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        counts, losses = [], []
+        for _ in range(12):
+            feats = model.extract_feat(data['inputs'])
+            det_maps, _ = head(feats)
+            dets = [head._split_level(d, None)[0].detach().double() for d in det_maps]
+            gts = head.pack_gts(boxes, classes, [gt.keypoints for gt in labels],
+                                [gt.keypoints_visible for gt in labels])
+            found = _positives(head.get_targets(dets, gts))
+            expected, _ = reference_ota(dets, boxes, classes, anchors=anchors, strides=strides,
+                                        num_classes=head.num_classes)
+            assert found == expected
+            counts.append(sum(found.values()))
+            loss = sum(head.loss(feats, data['data_samples']).values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    assert min(counts) >= 4  # every image's tiger has positives at every step
+    assert len(set(counts)) > 1  # the positives follow the changing predictions
+    assert all(math.isfinite(v) for v in losses)
