@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = [
-    'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision', 'utc_now',
-    'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median', 'format_table', 'print_table', 'write_json'
+    'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
+    'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median', 'format_table',
+    'print_table', 'write_json'
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,13 @@ def _package_version(name: str) -> Optional[str]:
 
 
 def git_revision(repo: Path = REPO_ROOT) -> Optional[str]:
-    """``HEAD`` of ``repo`` with ``+dirty`` when tracked files have changed, or None."""
+    """``HEAD`` of ``repo`` with ``+dirty`` when tracked files have changed, or None (also when
+    ``repo`` is not itself the top of a git work tree, e.g. a copy inside another checkout)."""
     try:
+        top = subprocess.run(['git', '-C', str(repo), 'rev-parse', '--show-toplevel'],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        if Path(top).resolve() != Path(repo).resolve():
+            return None
         rev = subprocess.run(['git', '-C', str(repo), 'rev-parse', '--short', 'HEAD'],
                              capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(['git', '-C', str(repo), 'status', '--porcelain', '-uno'],

@@ -26,8 +26,9 @@ values; the reported errors then are those of a network whose activations keep t
 and random pixels, ``--img-size`` 256. Within each (arch, batch) group the implementations take
 turns call by call (``bench/_common.interleaved_timings``) so load from other processes hits
 all alike; figures are medians over ``--repeats``, ratios medians of per-repeat ratios of CPU
-time. Two clocks: wall time and process CPU time (steadier on a shared machine; with
-``--threads 1`` it is the time a core of its own would take). ``err vs deploy`` is
+time (of wall time on CUDA, synchronised). Two clocks: wall time and process CPU time
+(steadier on a shared machine; with ``--threads 1`` it is the time a core of its own would
+take). ``err vs deploy`` is
 ``max |out - deploy| / max |deploy|`` over the outputs, on the group's input.
 
 Example (the original needs pandas, requests and seaborn at import time: install them outside
@@ -80,6 +81,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'missing: no comparison')
     parser.add_argument('--no-onnx', action='store_true', help='skip ONNX Runtime')
     parser.add_argument('--no-cuda', action='store_true', help='skip CUDA even if present')
+    parser.add_argument('--no-cpu', action='store_true', help='time CUDA only')
     parser.add_argument('--out', default='bench_results/inference.json')
     return parser.parse_args(argv)
 
@@ -226,7 +228,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         print(f'no YOLOv7 checkout at {root}: timing ours only, no comparison')
     else:
         module = import_original(root)
-    devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() and not args.no_cuda else [])
+    devices = ([] if args.no_cpu else ['cpu']) + (
+        ['cuda'] if torch.cuda.is_available() and not args.no_cuda else [])
+    if not devices:
+        raise SystemExit('--no-cpu and no CUDA device: nothing to time')
+    if 'cuda' in devices:
+        machine['gpu'] = torch.cuda.get_device_name()
 
     results, rows = [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -286,7 +293,8 @@ def summarise(arch: str, device: str, batch: int, calls: int,
     def ratio(impl: str, peer: str) -> Optional[float]:
         if peer not in per_call or impl == peer:
             return None
-        return median([a / b for a, b in zip(per_call[impl]['cpu'], per_call[peer]['cpu'])])
+        clock = 'wall' if device == 'cuda' else 'cpu'  # CPU time means nothing for GPU work
+        return median([a / b for a, b in zip(per_call[impl][clock], per_call[peer][clock])])
 
     block = []
     for impl, by in per_call.items():

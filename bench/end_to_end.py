@@ -1,0 +1,170 @@
+"""End-to-end training speed: epoch time with real data loading, model and optimizer together.
+
+Runs ``tools/train.py``'s runner on a config for ``--epochs`` epochs on a YOLO-layout dataset
+(default: Tiger-Pose, ``<data-root>/train/images`` + ``labels``), without validation or
+checkpoints, and reports per epoch: wall time, images/s, and the share of iteration time spent
+waiting for data (MMEngine's ``data_time`` / ``time``). The first epoch includes worker
+start-up, cudnn autotuning and (with ``--compile``) compilation; the summary is the median of
+the later epochs. Speed switches are those of ``tools/train.py``: ``--amp [bfloat16]``,
+``--channels-last``, ``--compile``; ``--batch`` and ``--workers`` override the config's.
+
+Example::
+
+    python bench/end_to_end.py configs/tiger_kpt_tiny.py --data-root ../shared/data/tiger_pose \\
+        --epochs 3 --device cpu
+"""
+import argparse
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from _common import (REPO_ROOT, command_line, git_revision, load_average, machine_info, median,
+                     print_table, utc_now, write_json)
+
+HEADERS = ['epoch', 'seconds', 'img/s', 'data wait %', 'iters']
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='training config, e.g. configs/tiger_kpt_tiny.py')
+    parser.add_argument('--data-root', default=str(REPO_ROOT.parent / 'shared/data/tiger_pose'),
+                        help='dataset root holding the image folder (default: Tiger-Pose)')
+    parser.add_argument('--train-images', default='train/images',
+                        help='image folder under --data-root (labels in the sibling labels/)')
+    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--repeat', type=int, default=1,
+                        help='wrap the training set in a RepeatDataset: a small set has too few '
+                        'iterations per epoch for the loader to reach its steady state')
+    parser.add_argument('--batch', type=int, default=None, help="default: the config's")
+    parser.add_argument('--workers', type=int, default=None, help="default: the config's")
+    parser.add_argument('--amp', nargs='?', const='float16', choices=['float16', 'bfloat16'])
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--compile', action='store_true')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default=None,
+                        help='default: cuda when available (MMEngine picks it)')
+    parser.add_argument('--out', default='bench_results/end_to_end.json')
+    return parser.parse_args(argv)
+
+
+def _train_tool():
+    """``tools/train.py`` as a module (its ``parse_args`` / ``build_config`` are the switches)."""
+    spec = importlib.util.spec_from_file_location('train_tool', REPO_ROOT / 'tools' / 'train.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_cfg(args, work_dir: str):
+    """The config exactly as ``tools/train.py`` builds it from the same switches, then pointed
+    at ``--data-root`` for ``--epochs`` epochs without validation and checkpoints."""
+    tool = _train_tool()
+    argv = [args.config, '--work-dir', work_dir]
+    argv += ['--amp', args.amp] if args.amp else []
+    argv += ['--channels-last'] if args.channels_last else []
+    argv += ['--compile'] if args.compile else []
+    cfg = tool.build_config(tool.parse_args(argv))
+    dataset = cfg.train_dataloader.dataset
+    dataset.data_root = str(Path(args.data_root).resolve())
+    dataset.data_yaml = ''
+    dataset.data_prefix = dict(img=args.train_images, label='')
+    if args.repeat > 1:
+        cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=args.repeat,
+                                            dataset=dataset)
+    if args.batch:
+        cfg.train_dataloader.batch_size = args.batch
+        if 'paramwise_cfg' in cfg.optim_wrapper:
+            cfg.optim_wrapper.paramwise_cfg.batch_size_per_gpu = args.batch
+    if args.workers is not None:
+        cfg.train_dataloader.num_workers = args.workers
+        cfg.train_dataloader.persistent_workers = args.workers > 0
+    cfg.train_cfg.max_epochs = args.epochs
+    cfg.train_cfg.val_begin = args.epochs + 1  # no validation (not even after the last)
+    cfg.train_cfg.pop('dynamic_intervals', None)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
+    cfg.custom_hooks = [h for h in cfg.custom_hooks if h.type != 'CloseMosaicHook']
+    cfg.env_cfg.cudnn_benchmark = True
+    return cfg
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
+    if args.device == 'cpu':
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    import torch
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    import turtle_plugin  # noqa: F401  (registers the modules)
+
+    started = utc_now()
+    machine = machine_info(('numpy', 'opencv-python', 'torch', 'mmengine', 'mmpose', 'mmdet'))
+    cuda = torch.cuda.is_available()
+    if cuda:
+        machine['gpu'] = torch.cuda.get_device_name()
+
+    class EpochTimer(Hook):
+        """Wall time per epoch (CUDA synchronised) and MMEngine's per-iteration times."""
+        priority = 'VERY_LOW'
+
+        def __init__(self):
+            self.epochs: List[dict] = []
+
+        def before_train_epoch(self, runner) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            self.epochs.append(dict(start=time.perf_counter(), data_time=0., time=0., iters=0))
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            hub, epoch = runner.message_hub, self.epochs[-1]
+            epoch['data_time'] += hub.get_scalar('train/data_time').current()
+            epoch['time'] += hub.get_scalar('train/time').current()
+            epoch['iters'] += 1
+
+        def after_train_epoch(self, runner) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            self.epochs[-1]['seconds'] = time.perf_counter() - self.epochs[-1].pop('start')
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        cfg = build_cfg(args, work_dir)
+        runner = Runner.from_cfg(cfg)
+        timer = EpochTimer()
+        runner.register_hook(timer)
+        runner.train()
+        images = len(runner.train_dataloader.dataset)
+
+    rows, epochs = [], []
+    for i, epoch in enumerate(timer.epochs):
+        entry = dict(epoch=i + 1, seconds=epoch['seconds'], iters=epoch['iters'],
+                     images=images, images_per_s=images / epoch['seconds'],
+                     data_wait_share=epoch['data_time'] / epoch['time'] if epoch['time'] else None)
+        epochs.append(entry)
+        rows.append([i + 1, entry['seconds'], entry['images_per_s'],
+                     None if entry['data_wait_share'] is None
+                     else 100 * entry['data_wait_share'], epoch['iters']])
+    later = epochs[1:] or epochs
+    summary = dict(epoch_seconds=median([e['seconds'] for e in later]),
+                   images_per_s=median([e['images_per_s'] for e in later]),
+                   data_wait_share=median([e['data_wait_share'] or 0. for e in later]))
+    rows.append(['median of later', summary['epoch_seconds'], summary['images_per_s'],
+                 100 * summary['data_wait_share'], None])
+    settings = dict(vars(args), batch_size=cfg.train_dataloader.batch_size,
+                    num_workers=cfg.train_dataloader.num_workers, device='cuda' if cuda else 'cpu',
+                    torch_threads=torch.get_num_threads())
+    payload = dict(benchmark='end_to_end', date=started, finished=utc_now(),
+                   command=command_line(), machine=machine, load_average_at_end=load_average(),
+                   settings=settings, turtle_plugin_revision=git_revision(), images=images,
+                   epochs=epochs, summary=summary)
+    print_table(HEADERS, rows, title=f"{Path(args.config).name} on {args.data_root}: {images} "
+                f"images, batch {settings['batch_size']}, {settings['num_workers']} workers, "
+                f"{settings['device']}")
+    print(f'\nwritten to {write_json(args.out, payload)}')
+    return payload
+
+
+if __name__ == '__main__':
+    main()

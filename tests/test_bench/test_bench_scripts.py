@@ -1,0 +1,77 @@
+"""The benchmark scripts run and record what BENCHMARKS.md relies on (figures are not checked:
+speed claims live in BENCHMARKS.md, never in tests). They run as scripts, as users run them."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / 'data' / 'tiger_sample'
+
+
+def _run(script, *args):
+    proc = subprocess.run([sys.executable, str(REPO / 'bench' / script), *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_train_step_times_every_requested_case(tmp_path):
+    out = tmp_path / 'train_step.json'
+    stdout = _run('train_step.py', '--devices', 'cpu', '--archs', 'tiny', '--img-sizes', 64,
+                  '--batches', 2, '--assigners', 'ota', 'v5', '--tasks', 'det', 'kpt',
+                  '--impls', 'ours', '--no-clip', '--iters', 1, '--repeats', 2, '--warmup', 0,
+                  '--precisions', 'fp32', 'bf16', '--out', out)
+    assert 'skipping bf16 on CPU' in stdout  # MMEngine's AmpOptimWrapper needs an accelerator
+    payload = json.loads(out.read_text())
+    cases = {(r['impl'], r['task'], r['assigner']) for r in payload['results']}
+    assert cases == {(impl, task, assigner) for impl in ('ours', 'ours_noclip')
+                     for task in ('det', 'kpt') for assigner in ('ota', 'v5')}
+    for result in payload['results']:
+        assert 'error' not in result, result
+        assert result['device'] == 'cpu' and result['batch'] == 2 and result['img_size'] == 64
+        assert len(result['per_repeat_s_per_step']) == 2
+        assert result['images_per_s'] == pytest.approx(2 / (result['ms_per_step'] / 1e3))
+        assert result['ratio_vs_yolov7'] is None  # no original given: no comparison
+    assert payload['original']['root'] is None
+    assert payload['machine']['usable_cpus'] >= 1 and payload['command'].startswith('python')
+
+
+CHECK_BATCH = """
+import train_step as t
+d = t.make_batch(4, 96, 3, 5, seed=1)
+b, k = d['boxes'], d['keypoints']
+assert d['images'].shape == (4, 3, 96, 96) and b.shape == (4, 3, 4) and k.shape == (4, 3, 5, 2)
+assert (b[..., :2] >= 0).all() and (b[..., 2:] <= 96 + 1e-4).all()
+assert (b[..., 2:] - b[..., :2] >= 0.08 * 96 - 1e-4).all()
+assert (k >= b[..., None, :2] - 1e-4).all() and (k <= b[..., None, 2:] + 1e-4).all()
+e = t.make_batch(4, 96, 3, 5, seed=1)
+assert all((d[n] == e[n]).all() for n in d)
+print('ok')
+"""
+
+
+def test_train_step_batch_is_consistent():
+    """Boxes inside the image and at least 8 % of it, keypoints inside their boxes, seeded."""
+    proc = subprocess.run([sys.executable, '-c', CHECK_BATCH], cwd=REPO / 'bench',
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_end_to_end_reports_every_epoch(tmp_path):
+    out = tmp_path / 'e2e.json'
+    _run('end_to_end.py', 'configs/tiger_kpt_tiny.py', '--data-root', SAMPLE, '--epochs', 2,
+         '--repeat', 2, '--workers', 0, '--device', 'cpu', '--out', out)
+    payload = json.loads(out.read_text())
+    assert payload['images'] == 2 * 16  # 16 bundled training frames, repeated twice
+    assert [e['epoch'] for e in payload['epochs']] == [1, 2]
+    for epoch in payload['epochs']:
+        assert epoch['iters'] == 4  # 32 samples, batch 8
+        assert epoch['images_per_s'] == pytest.approx(32 / epoch['seconds'])
+        assert 0 <= epoch['data_wait_share'] <= 1
+    assert payload['summary']['epoch_seconds'] == payload['epochs'][1]['seconds']
+    assert payload['settings']['device'] == 'cpu' and payload['settings']['batch_size'] == 8
