@@ -7,6 +7,7 @@ machine slows every contender alike), print a plain-text table and write the JSO
 """
 import ctypes
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = [
     'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
-    'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median', 'format_table',
+    'import_original', 'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median', 'format_table',
     'print_table', 'write_json'
 ]
 
@@ -68,6 +69,34 @@ def git_revision(repo: Path = REPO_ROOT) -> Optional[str]:
     except (OSError, subprocess.CalledProcessError):
         return None
     return rev + ('+dirty' if dirty else '')
+
+
+def import_original(root: Path, *names: str, keep_on_path: bool = False) -> tuple:
+    """Modules of the original YOLOv7 checked out at ``root`` (run beside ours, never vendored).
+
+    Its modules import each other as top-level ``models.*`` / ``utils.*``, so ``root`` goes on
+    ``sys.path`` for the import (and stays there with ``keep_on_path``, for code that imports
+    lazily).
+
+    Args:
+        root (Path): the checkout.
+        *names (str): module names, e.g. ``'models.yolo'``.
+        keep_on_path (bool): leave ``root`` on ``sys.path`` afterwards.
+
+    Returns:
+        tuple: the modules, in the order of ``names``.
+    """
+    sys.path.insert(0, str(root))
+    try:
+        return tuple(importlib.import_module(name) for name in names)
+    except ModuleNotFoundError as e:
+        raise SystemExit(f'importing the original YOLOv7 from {root} failed: {e}. Its modules '
+                         'import pandas, requests and seaborn (plots and downloads only): '
+                         'install them outside this environment (pip install --target DIR, '
+                         'then PYTHONPATH=DIR) or put stubs there; see BENCHMARKS.md') from e
+    finally:
+        if not keep_on_path:
+            sys.path.remove(str(root))
 
 
 def utc_now() -> str:

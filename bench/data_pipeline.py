@@ -42,10 +42,8 @@ Example::
     python bench/data_pipeline.py --yolov7-root /tmp/yolov7 --out bench_results/data_pipeline.json
 """
 import argparse
-import importlib
 import inspect
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -54,8 +52,9 @@ import cv2
 import numpy as np
 import torch
 
-from _common import (REPO_ROOT, command_line, git_revision, interleaved_timings, load_average,
-                     machine_info, median, print_table, steady_malloc, utc_now, write_json)
+from _common import (REPO_ROOT, command_line, git_revision, import_original, interleaved_timings,
+                     load_average, machine_info, median, print_table, steady_malloc, utc_now,
+                     write_json)
 
 TIGER_META = REPO_ROOT / 'configs' / '_base_' / 'datasets' / 'tiger.py'
 MODES = ('mosaic_affine', 'train', 'train_mixup')
@@ -164,13 +163,7 @@ def build_ours(data: Path, impl: str, mode: str, img_size: int, mosaic9: bool,
 # -------------------------------------------------------------------------- original
 def import_yolov7(root: Path):
     """The original's ``utils.datasets`` module and whether it carries keypoints."""
-    sys.path.insert(0, str(root))  # its modules import each other as top-level `utils.*`
-    try:
-        module = importlib.import_module('utils.datasets')
-    except ModuleNotFoundError as e:
-        raise SystemExit(f'importing the original YOLOv7 from {root} failed: {e}. Install what it '
-                         'needs outside this environment, or put a stub on PYTHONPATH (pandas '
-                         'is only used for a display option); see BENCHMARKS.md') from e
+    module, = import_original(root, 'utils.datasets', keep_on_path=True)
     kpt = 'kpt_label' in inspect.signature(module.random_perspective).parameters
     return module, kpt
 

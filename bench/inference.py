@@ -39,9 +39,7 @@ this environment, e.g. ``pip install --no-deps --target /tmp/y7deps ...``)::
 """
 import argparse
 import copy
-import importlib
 import importlib.util
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,8 +47,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from _common import (REPO_ROOT, command_line, git_revision, interleaved_timings, load_average,
-                     machine_info, median, print_table, utc_now, write_json)
+from _common import (REPO_ROOT, command_line, git_revision, import_original, interleaved_timings,
+                     load_average, machine_info, median, print_table, utc_now, write_json)
 
 CONFIGS = {
     ('tiny', 'kpt'): 'turtle_kpt_tiny.py', ('l', 'kpt'): 'turtle_kpt.py',
@@ -134,20 +132,6 @@ def onnx_session(graph, img_size: int, threads: Optional[int], folder: Path):
 
 
 # -------------------------------------------------------------------------- original
-def import_original(root: Path):
-    """The original's ``models.yolo`` module."""
-    sys.path.insert(0, str(root))  # its modules import each other as top-level `models.*`
-    try:
-        return importlib.import_module('models.yolo')
-    except ModuleNotFoundError as e:
-        raise SystemExit(f'importing the original YOLOv7 from {root} failed: {e}. It needs '
-                         'pandas, requests and seaborn at import time (not for the model): '
-                         'install them outside this environment (e.g. pip install --target '
-                         'DIR, then PYTHONPATH=DIR); see BENCHMARKS.md') from e
-    finally:
-        sys.path.remove(str(root))
-
-
 def build_original(module, root: Path, arch: str, device: str):
     """(unfused, fused) original models, ``nc=1``, random weights, eval mode."""
     torch.manual_seed(0)
@@ -227,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if root is None or not (root / 'models' / 'yolo.py').is_file():
         print(f'no YOLOv7 checkout at {root}: timing ours only, no comparison')
     else:
-        module = import_original(root)
+        module, = import_original(root, 'models.yolo')
     devices = ([] if args.no_cpu else ['cpu']) + (
         ['cuda'] if torch.cuda.is_available() and not args.no_cuda else [])
     if not devices:

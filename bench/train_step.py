@@ -43,8 +43,6 @@ environment, e.g. ``pip install --target DIR``, then ``PYTHONPATH=DIR``).
 import argparse
 import copy
 import gc
-import importlib
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -52,8 +50,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from _common import (REPO_ROOT, command_line, git_revision, interleaved_timings, load_average,
-                     machine_info, median, print_table, utc_now, write_json)
+from _common import (REPO_ROOT, command_line, git_revision, import_original, interleaved_timings,
+                     load_average, machine_info, median, print_table, utc_now, write_json)
 
 CONFIGS = {
     ('tiny', 'det'): 'turtle_det_tiny.py', ('l', 'det'): 'turtle_det.py',
@@ -260,19 +258,6 @@ def _inputs(data: dict, device: str, channels_last: bool) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- original
-def import_original(root: Path):
-    """The original's ``models.yolo`` and ``utils.loss`` modules."""
-    sys.path.insert(0, str(root))  # its modules import each other as top-level packages
-    try:
-        return importlib.import_module('models.yolo'), importlib.import_module('utils.loss')
-    except ModuleNotFoundError as e:
-        raise SystemExit(f'importing the original YOLOv7 from {root} failed: {e}. It needs '
-                         'pandas, requests and seaborn at import time: install them outside '
-                         'this environment (pip install --target DIR; PYTHONPATH=DIR)') from e
-    finally:
-        sys.path.remove(str(root))
-
-
 def build_original(modules, root: Path, arch: str, assigner: str, device: str,
                    precision: str, channels_last: bool, data: dict) -> Callable:
     """The original's training step, as its train.py runs it (without data loading)."""
@@ -471,7 +456,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if root is None or not (root / 'models' / 'yolo.py').is_file():
         print(f'no YOLOv7 checkout at {root}: no comparison with the original')
     else:
-        original = (import_original(root), root)
+        original = (import_original(root, 'models.yolo', 'utils.loss'), root)
 
     results, rows = [], []
     for device in devices:
