@@ -7,6 +7,8 @@ waiting for data (MMEngine's ``data_time`` / ``time``). The first epoch includes
 start-up, cudnn autotuning and (with ``--compile``) compilation; the summary is the median of
 the later epochs. Speed switches are those of ``tools/train.py``: ``--amp [bfloat16]``,
 ``--channels-last``, ``--compile``; ``--batch`` and ``--workers`` override the config's.
+``--loader-only`` iterates the same DataLoader without the model: the loader's own throughput,
+to tell a loader that does not scale with ``--workers`` from a model that is slow.
 
 Example::
 
@@ -43,6 +45,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--amp', nargs='?', const='float16', choices=['float16', 'bfloat16'])
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--compile', action='store_true')
+    parser.add_argument('--loader-only', action='store_true',
+                        help="iterate the config's training DataLoader alone (no model): the "
+                        "loader's own throughput with --workers processes")
     parser.add_argument('--device', choices=('cpu', 'cuda'), default=None,
                         help='default: cuda when available (MMEngine picks it)')
     parser.add_argument('--out', default='bench_results/end_to_end.json')
@@ -90,6 +95,34 @@ def build_cfg(args, work_dir: str):
     return cfg
 
 
+def time_loader(cfg, epochs: int) -> tuple:
+    """Iterate the config's training DataLoader, built as the runner builds it, for ``epochs``
+    epochs; returns per-epoch ``seconds`` / ``iters`` and the dataset length."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from mmengine.utils.dl_utils import set_multi_processing
+    init_default_scope(cfg.default_scope)
+    set_multi_processing(**cfg.env_cfg.mp_cfg, distributed=False)
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    out = []
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        start, iters = time.perf_counter(), 0
+        for _ in loader:
+            iters += 1
+        out.append(dict(seconds=time.perf_counter() - start, iters=iters))
+    _stop_workers(loader)
+    return out, len(loader.dataset)
+
+
+def _stop_workers(loader) -> None:
+    """Shut persistent workers down now: on the 16-core GPU host both runs, their results
+    written, outlived their time limit at interpreter exit with 12-14 such workers alive."""
+    iterator = getattr(loader, '_iterator', None)
+    if iterator is not None and hasattr(iterator, '_shutdown_workers'):
+        iterator._shutdown_workers()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     if args.device == 'cpu':
@@ -131,17 +164,22 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
     with tempfile.TemporaryDirectory() as work_dir:
         cfg = build_cfg(args, work_dir)
-        runner = Runner.from_cfg(cfg)
-        timer = EpochTimer()
-        runner.register_hook(timer)
-        runner.train()
-        images = len(runner.train_dataloader.dataset)
+        if args.loader_only:
+            raw_epochs, images = time_loader(cfg, args.epochs)
+        else:
+            runner = Runner.from_cfg(cfg)
+            timer = EpochTimer()
+            runner.register_hook(timer)
+            runner.train()
+            raw_epochs, images = timer.epochs, len(runner.train_dataloader.dataset)
+            _stop_workers(runner.train_dataloader)
 
     rows, epochs = [], []
-    for i, epoch in enumerate(timer.epochs):
+    for i, epoch in enumerate(raw_epochs):
         entry = dict(epoch=i + 1, seconds=epoch['seconds'], iters=epoch['iters'],
                      images=images, images_per_s=images / epoch['seconds'],
-                     data_wait_share=epoch['data_time'] / epoch['time'] if epoch['time'] else None)
+                     data_wait_share=epoch['data_time'] / epoch['time'] if epoch.get('time')
+                     else None)
         epochs.append(entry)
         rows.append([i + 1, entry['seconds'], entry['images_per_s'],
                      None if entry['data_wait_share'] is None
@@ -149,9 +187,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     later = epochs[1:] or epochs
     summary = dict(epoch_seconds=median([e['seconds'] for e in later]),
                    images_per_s=median([e['images_per_s'] for e in later]),
-                   data_wait_share=median([e['data_wait_share'] or 0. for e in later]))
+                   data_wait_share=None if args.loader_only else
+                   median([e['data_wait_share'] or 0. for e in later]))
     rows.append(['median of later', summary['epoch_seconds'], summary['images_per_s'],
-                 100 * summary['data_wait_share'], None])
+                 None if args.loader_only else 100 * summary['data_wait_share'], None])
     settings = dict(vars(args), batch_size=cfg.train_dataloader.batch_size,
                     num_workers=cfg.train_dataloader.num_workers, device='cuda' if cuda else 'cpu',
                     torch_threads=torch.get_num_threads())
@@ -161,7 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                    epochs=epochs, summary=summary)
     print_table(HEADERS, rows, title=f"{Path(args.config).name} on {args.data_root}: {images} "
                 f"images, batch {settings['batch_size']}, {settings['num_workers']} workers, "
-                f"{settings['device']}")
+                + ('loader only' if args.loader_only else settings['device']))
     print(f'\nwritten to {write_json(args.out, payload)}')
     return payload
 

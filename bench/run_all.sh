@@ -51,6 +51,8 @@ if [ "$MODE" = cuda ]; then
     step e2e_tiny_b64 90 bench/end_to_end.py configs/tiger_kpt_tiny.py --data-root "$DATA" \
         --epochs 4 --batch 64 --workers 12 --amp bfloat16 --channels-last \
         --out "$OUT/e2e_tiny_b64.json"
+    step loader_w14 60 bench/end_to_end.py configs/tiger_kpt_tiny.py --data-root "$DATA" \
+        --epochs 3 --repeat 8 --batch 64 --workers 14 --loader-only --out "$OUT/loader_w14.json"
     step ts_l_b256_compile 180 "${cuda[@]}" --archs l --batches 256 --precisions bf16 \
         --channels-last on --assigners ota --tasks det --impls ours --compile --iters 5 \
         --warmup 3 --out "$OUT/ts_l_b256_compile.json"

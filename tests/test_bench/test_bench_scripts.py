@@ -75,3 +75,16 @@ def test_end_to_end_reports_every_epoch(tmp_path):
         assert 0 <= epoch['data_wait_share'] <= 1
     assert payload['summary']['epoch_seconds'] == payload['epochs'][1]['seconds']
     assert payload['settings']['device'] == 'cpu' and payload['settings']['batch_size'] == 8
+
+
+@pytest.mark.slow
+def test_end_to_end_loader_only(tmp_path):
+    out = tmp_path / 'loader.json'
+    stdout = _run('end_to_end.py', 'configs/tiger_kpt_tiny.py', '--data-root', SAMPLE,
+                  '--epochs', 2, '--workers', 1, '--loader-only', '--out', out)
+    assert 'loader only' in stdout
+    payload = json.loads(out.read_text())
+    assert payload['images'] == 16
+    assert [e['iters'] for e in payload['epochs']] == [2, 2]
+    assert all(e['data_wait_share'] is None for e in payload['epochs'])
+    assert payload['summary']['data_wait_share'] is None
