@@ -165,6 +165,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=val_interval, max_keep_ckpts=3,
                     save_best='coco/AP', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # progress bars for training epochs, validation and testing, on a terminal only
+    progress=dict(type='ProgressBarHook'),
     # drawings: tools/test.py --show-dir DIR, or enable=True (first image of every interval-th
     # validation batch to vis_data/vis_image); instances scoring below score_thr are not drawn
     visualization=dict(type='KptVisualizationHook', enable=False, interval=50, score_thr=0.3))

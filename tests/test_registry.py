@@ -61,6 +61,7 @@ HOOKS = {
     'AutoAnchorHook': dict(),
     'ChannelsLastHook': dict(),
     'CompileModelHook': dict(),
+    'ProgressBarHook': dict(),
     'CloseMosaicHook': dict(new_train_pipeline=[dict(type='LoadImageFromFile')]),
     'EpochSeedHook': dict(),
     'YOLOv7ParamSchedulerHook': dict(),

@@ -2,10 +2,11 @@ from .autoanchor_hook import AutoAnchorHook
 from .close_mosaic_hook import CloseMosaicHook
 from .epoch_seed_hook import EpochSeedHook, epoch_seed
 from .kpt_visualization_hook import KptVisualizationHook
+from .progress_bar_hook import ProgressBarHook
 from .speed_hooks import ChannelsLastHook, CompileModelHook
 from .yolov7_param_scheduler_hook import YOLOv7ParamSchedulerHook
 
 __all__ = [
     'AutoAnchorHook', 'ChannelsLastHook', 'CloseMosaicHook', 'CompileModelHook', 'EpochSeedHook',
-    'KptVisualizationHook', 'YOLOv7ParamSchedulerHook', 'epoch_seed'
+    'KptVisualizationHook', 'ProgressBarHook', 'YOLOv7ParamSchedulerHook', 'epoch_seed'
 ]
