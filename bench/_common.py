@@ -22,8 +22,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = [
     'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
-    'import_original', 'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median', 'format_table',
-    'print_table', 'write_json'
+    'import_original', 'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median',
+    'format_table', 'print_table', 'write_json'
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

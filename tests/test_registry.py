@@ -34,8 +34,10 @@ MODELS = {
 }
 SCOPED_MODELS = {
     'mmdet': {'YOLOv7Detector': dict(
-        backbone=dict(type='YOLOv7Backbone', arch='tiny'), neck=dict(type='YOLOv7PAFPN', arch='tiny'),
-        bbox_head=dict(type='YOLOv7Head', head_module=dict(HEAD_MODULE, in_channels=[128, 256, 512])))},
+        backbone=dict(type='YOLOv7Backbone', arch='tiny'),
+        neck=dict(type='YOLOv7PAFPN', arch='tiny'),
+        bbox_head=dict(type='YOLOv7Head',
+                       head_module=dict(HEAD_MODULE, in_channels=[128, 256, 512])))},
     'mmpose': {'YOLOv7KptHead': dict(head_module=dict(HEAD_MODULE, num_keypoints=6),
                                      kpt_sigmas=[0.05] * 6)},
 }

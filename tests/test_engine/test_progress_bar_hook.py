@@ -5,7 +5,6 @@ import re
 
 import pytest
 import torch
-from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
