@@ -45,6 +45,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--amp', nargs='?', const='float16', choices=['float16', 'bfloat16'])
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--compile', action='store_true')
+    parser.add_argument('--image-cache-mb', type=float, default=None,
+                        help="the training set's decoded-image cache per worker (MiB)")
     parser.add_argument('--loader-only', action='store_true',
                         help="iterate the config's training DataLoader alone (no model): the "
                         "loader's own throughput with --workers processes")
@@ -75,6 +77,8 @@ def build_cfg(args, work_dir: str):
     dataset.data_root = str(Path(args.data_root).resolve())
     dataset.data_yaml = ''
     dataset.data_prefix = dict(img=args.train_images, label='')
+    if args.image_cache_mb is not None:
+        dataset.image_cache_mb = args.image_cache_mb
     if args.repeat > 1:
         cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=args.repeat,
                                             dataset=dataset)

@@ -14,6 +14,9 @@ num_classes = 1
 img_scale = (256, 256)  # (w, h)
 batch_size = 8  # per GPU
 num_workers = 4
+# decoded training images kept per worker process, MiB (0: off). For sets that fit in memory:
+# a GPU run is limited by JPEG decoding (BENCHMARKS.md); ~0.2 MiB per image at 256.
+image_cache_mb = 0
 max_epochs = 300
 close_mosaic_epochs = 15
 val_interval = 10
@@ -95,7 +98,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='YOLODetDataset', data_root=data_root, data_yaml=data_yaml, split='train',
-        metainfo=metainfo, pipeline=train_pipeline))
+        metainfo=metainfo, image_cache_mb=image_cache_mb, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=batch_size,
     num_workers=num_workers,
