@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 __all__ = [
     'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
     'import_original', 'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median',
-    'format_table', 'print_table', 'write_json'
+    'format_table', 'print_table', 'write_json', 'result_payload', 'peer_info'
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -249,3 +249,21 @@ def write_json(path: str, payload: Dict[str, Any]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2, default=str) + '\n')
     return out
+
+
+def result_payload(benchmark: str, started: str, machine: Dict[str, Any], settings: Dict[str, Any],
+                   **extra: Any) -> Dict[str, Any]:
+    """The JSON every benchmark writes: what ran (``command``, ``settings``), where
+    (``machine``, load at the end), when (``date`` = ``started``, ``finished``), at which
+    revision, followed by the benchmark's own ``extra`` entries."""
+    return dict(benchmark=benchmark, date=started, finished=utc_now(), command=command_line(),
+                machine=machine, load_average_at_end=load_average(), settings=settings,
+                turtle_plugin_revision=git_revision(), **extra)
+
+
+def peer_info(root: Optional[Path], present: bool, **fields: Any) -> Dict[str, Any]:
+    """``root``, git ``revision`` and ``fields`` of the peer checkout the run compared with;
+    all None when it was absent (no comparison)."""
+    if not present:
+        return dict(root=None, revision=None, **{name: None for name in fields})
+    return dict(root=str(root), revision=git_revision(root), **fields)

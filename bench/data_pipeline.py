@@ -52,9 +52,8 @@ import cv2
 import numpy as np
 import torch
 
-from _common import (REPO_ROOT, command_line, git_revision, import_original, interleaved_timings,
-                     load_average, machine_info, median, print_table, steady_malloc, utc_now,
-                     write_json)
+from _common import (REPO_ROOT, import_original, interleaved_timings, machine_info, median,
+                     peer_info, print_table, result_payload, steady_malloc, utc_now, write_json)
 
 TIGER_META = REPO_ROOT / 'configs' / '_base_' / 'datasets' / 'tiger.py'
 MODES = ('mosaic_affine', 'train', 'train_mixup')
@@ -331,16 +330,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             print_table(HEADERS, block)
             rows += block
 
-    payload = dict(
-        benchmark='data_pipeline', date=started, finished=utc_now(), command=command_line(),
-        machine=machine, load_average_at_end=load_average(),
-        settings=dict(vars(args), cv2_threads=cv2.getNumThreads(),
-                      torch_threads=torch.get_num_threads(), steady_malloc_applied=malloc,
-                      hyp=HYP, mixup=MIXUP),
-        turtle_plugin_revision=git_revision(),
-        original=dict(root=str(root) if module else None,
-                      revision=git_revision(root) if module else None,
-                      branch_kind=('pose' if kpt else 'main') if module else None),
+    payload = result_payload(
+        'data_pipeline', started, machine,
+        dict(vars(args), cv2_threads=cv2.getNumThreads(), torch_threads=torch.get_num_threads(),
+             steady_malloc_applied=malloc, hyp=HYP, mixup=MIXUP),
+        original=peer_info(root, module is not None, branch_kind='pose' if kpt else 'main'),
         results=results)
     print_table(HEADERS, rows, title='images per CPU-second and per wall-second of one worker '
                 '(median of repeats); ratios: median of per-repeat ratios to the peer')

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from _common import (REPO_ROOT, command_line, git_revision, load_average, machine_info, median,
-                     print_table, utc_now, write_json)
+from _common import (REPO_ROOT, machine_info, median, print_table, result_payload, utc_now,
+                     write_json)
 
 HEADERS = ['epoch', 'seconds', 'img/s', 'data wait %', 'iters']
 
@@ -198,10 +198,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     settings = dict(vars(args), batch_size=cfg.train_dataloader.batch_size,
                     num_workers=cfg.train_dataloader.num_workers, device='cuda' if cuda else 'cpu',
                     torch_threads=torch.get_num_threads())
-    payload = dict(benchmark='end_to_end', date=started, finished=utc_now(),
-                   command=command_line(), machine=machine, load_average_at_end=load_average(),
-                   settings=settings, turtle_plugin_revision=git_revision(), images=images,
-                   epochs=epochs, summary=summary)
+    payload = result_payload('end_to_end', started, machine, settings, images=images,
+                             epochs=epochs, summary=summary)
     print_table(HEADERS, rows, title=f"{Path(args.config).name} on {args.data_root}: {images} "
                 f"images, batch {settings['batch_size']}, {settings['num_workers']} workers, "
                 + ('loader only' if args.loader_only else settings['device']))

@@ -47,8 +47,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from _common import (REPO_ROOT, command_line, git_revision, import_original, interleaved_timings,
-                     load_average, machine_info, median, print_table, utc_now, write_json)
+from _common import (REPO_ROOT, import_original, interleaved_timings, machine_info, median,
+                     peer_info, print_table, result_payload, utc_now, write_json)
 
 CONFIGS = {
     ('tiny', 'kpt'): 'turtle_kpt_tiny.py', ('l', 'kpt'): 'turtle_kpt.py',
@@ -250,15 +250,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                     print_table(HEADERS, block)
                     rows += block
 
-    payload = dict(
-        benchmark='inference', date=started, finished=utc_now(), command=command_line(),
-        machine=machine, load_average_at_end=load_average(),
-        settings=dict(vars(args), torch_threads=torch.get_num_threads(), devices=devices),
-        turtle_plugin_revision=git_revision(),
-        original=dict(root=str(root) if module else None,
-                      revision=git_revision(root) if module else None,
-                      configs=ORIGINAL_CFGS if module else None),
-        results=results)
+    payload = result_payload(
+        'inference', started, machine,
+        dict(vars(args), torch_threads=torch.get_num_threads(), devices=devices),
+        original=peer_info(root, module is not None, configs=ORIGINAL_CFGS), results=results)
     print_table(HEADERS, rows, title='one forward pass (letterboxed batch -> decoded '
                 'predictions, no NMS); medians of repeats, ratios medians of per-repeat ratios '
                 '(CPU time)')

@@ -50,8 +50,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from _common import (REPO_ROOT, command_line, git_revision, import_original, interleaved_timings,
-                     load_average, machine_info, median, print_table, utc_now, write_json)
+from _common import (REPO_ROOT, import_original, interleaved_timings, machine_info, median,
+                     peer_info, print_table, result_payload, utc_now, write_json)
 
 CONFIGS = {
     ('tiny', 'det'): 'turtle_det_tiny.py', ('l', 'det'): 'turtle_det.py',
@@ -349,23 +349,17 @@ def run_group(device: str, arch: str, img_size: int, batch: int, precision: str,
     warmup = args.warmup if args.warmup is not None else (5 if device == 'cuda' else 1)
     data = make_batch(batch, img_size, args.objects, args.num_keypoints)
     builders: Dict[Tuple[str, str, str], Callable[[], Callable]] = {}
+    # (name, compiled, clip): ours as configured, and the variants asked for
+    variants = [('ours', False, True)] + [('ours_noclip', False, False)] * args.no_clip \
+        + [('ours_compiled', True, True)] * args.compile
     for assigner in args.assigners:
         if 'ours' in args.impls:
             for task in args.tasks:
-                builders[('ours', task, assigner)] = (
-                    lambda t=task, a=assigner: build_ours(
-                        t, arch, a, args.num_keypoints, device, precision, channels_last,
-                        data, False))
-                if args.no_clip:
-                    builders[('ours_noclip', task, assigner)] = (
-                        lambda t=task, a=assigner: build_ours(
+                for impl, compiled, clip in variants:
+                    builders[(impl, task, assigner)] = (
+                        lambda t=task, a=assigner, c=compiled, k=clip: build_ours(
                             t, arch, a, args.num_keypoints, device, precision, channels_last,
-                            data, False, clip=False))
-                if args.compile:
-                    builders[('ours_compiled', task, assigner)] = (
-                        lambda t=task, a=assigner: build_ours(
-                            t, arch, a, args.num_keypoints, device, precision, channels_last,
-                            data, True))
+                            data, c, clip=k))
         if original is not None and 'yolov7' in args.impls:
             builders[('yolov7', 'det', assigner)] = (
                 lambda a=assigner: build_original(original[0], original[1], arch, a, device,
@@ -474,15 +468,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                             print_table(HEADERS, block)
                             rows += block
 
-    payload = dict(
-        benchmark='train_step', date=started, finished=utc_now(), command=command_line(),
-        machine=machine, load_average_at_end=load_average(),
-        settings=dict(vars(args), torch_threads=torch.get_num_threads(), devices=devices),
-        turtle_plugin_revision=git_revision(),
-        original=dict(root=str(root) if original else None,
-                      revision=git_revision(root) if original else None,
-                      configs=ORIGINAL_CFGS if original else None),
-        results=results)
+    payload = result_payload(
+        'train_step', started, machine,
+        dict(vars(args), torch_threads=torch.get_num_threads(), devices=devices),
+        original=peer_info(root, original is not None, configs=ORIGINAL_CFGS), results=results)
     print_table(HEADERS, rows, title='training step (forward + loss + backward + optimizer, '
                 'batch on the device); medians of repeats; "vs" = our images/s over the '
                 "peer's, median of per-repeat ratios")
