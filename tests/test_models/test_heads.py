@@ -240,6 +240,22 @@ class TestLoss:
         for name, param in head.named_parameters():
             assert param.grad is not None and torch.isfinite(param.grad).all(), name
 
+    def test_auxiliary_keypoint_loss(self):
+        """``loss_kpt_aux`` adds one term, computed on the same positives as ``loss_kpt``
+        (scaled like it: only by the batch), and leaves every other loss unchanged."""
+        plain = _head()
+        aux = _head(loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.5))
+        aux.load_state_dict(plain.state_dict())
+        feats = _feats(plain, 3)
+        gts = _gts(plain, BOXES, LABELS)
+        a, b = plain.loss_by_feat(*plain(feats), gts), aux.loss_by_feat(*aux(feats), gts)
+        assert set(b) == set(a) | {'loss_kpt_aux'}
+        for name in a:
+            assert b[name].item() == pytest.approx(a[name].item(), rel=1e-6), name
+        assert b['loss_kpt_aux'] > 0
+        sum(b.values()).backward()
+        assert all(torch.isfinite(p.grad).all() for p in aux.parameters())
+
     def test_batch_without_ground_truth(self):
         head = _head()
         feats = _feats(head, 2)

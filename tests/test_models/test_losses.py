@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from torchvision.ops import complete_box_iou_loss, sigmoid_focal_loss
 
-from turtle_plugin.models.losses import (YOLOBCEWithLogitsLoss, YOLOCIoULoss, YOLOFocalLoss,
-                                         YOLOPoseOKSLoss, bbox_ciou, weight_reduce_loss)
+from turtle_plugin.models.losses import (KptScaledL1Loss, YOLOBCEWithLogitsLoss, YOLOCIoULoss,
+                                         YOLOFocalLoss, YOLOPoseOKSLoss, bbox_ciou,
+                                         weight_reduce_loss)
 from turtle_plugin.registry import MODELS
 
 
@@ -20,7 +21,7 @@ def _mmdet_default_scope():
 
 
 @pytest.mark.parametrize('name', ['YOLOCIoULoss', 'YOLOBCEWithLogitsLoss', 'YOLOFocalLoss',
-                                  'YOLOPoseOKSLoss'])
+                                  'YOLOPoseOKSLoss', 'KptScaledL1Loss'])
 def test_losses_registered_in_both_scopes(name):
     assert name in MODELS
     from mmdet.registry import MODELS as MMDET_MODELS
@@ -167,3 +168,39 @@ class TestOKSLoss:
         with pytest.raises(ValueError, match='3 keypoint sigmas for predictions with 4'):
             YOLOPoseOKSLoss()(torch.zeros(1, 4, 2), torch.zeros(1, 4, 2), torch.ones(1, 4),
                               torch.ones(1), torch.ones(3))
+
+
+class TestKptScaledL1Loss:
+
+    def test_by_hand(self):
+        # visible keypoints: |3| + |4| = 7 and |0| + |2| = 2 over sqrt(100) = 10 -> mean 0.45;
+        # the invisible keypoint is far off and must not count
+        pred = torch.tensor([[[10., 10.], [500., 500.], [0., 2.]]])
+        target = torch.tensor([[[13., 14.], [0., 0.], [0., 0.]]])
+        visible = torch.tensor([[1., 0., 2.]])
+        loss = KptScaledL1Loss(loss_weight=2.0)(pred, target, visible, torch.tensor([100.]))
+        assert loss.item() == pytest.approx(2.0 * (0.7 + 0.2) / 2, abs=1e-6)
+
+    def test_gradient_does_not_vanish_far_away(self):
+        """Where 1 - OKS is flat (d = 10 sqrt(s)), the L1 term's gradient is what it is near
+        the target: 1 / sqrt(area) per coordinate."""
+        area, sigma = torch.tensor([400.]), torch.tensor([0.5])  # s = area * 4 sigma^2 = 400
+        target = torch.zeros(1, 1, 2)
+        for dist in (1.0, 200.0):
+            pred = torch.tensor([[[dist, 0.]]], requires_grad=True)
+            KptScaledL1Loss()(pred, target, torch.ones(1, 1), area).backward()
+            assert pred.grad[0, 0, 0].item() == pytest.approx(1 / 20)
+        far = torch.tensor([[[200., 0.]]], requires_grad=True)
+        YOLOPoseOKSLoss()(far, target, torch.ones(1, 1), area, sigma).backward()
+        assert abs(far.grad[0, 0, 0].item()) < 1e-20  # exp(-100): nothing left to follow
+
+    def test_weight_and_empty(self):
+        pred = torch.tensor([[[0., 0.]], [[9., 9.]]], requires_grad=True)
+        loss = KptScaledL1Loss()(pred, torch.zeros(2, 1, 2), torch.ones(2, 1),
+                                 torch.tensor([9., 9.]), weight=torch.tensor([1., 0.]))
+        assert loss.item() == 0.0  # only the perfect prediction is counted
+        empty = KptScaledL1Loss()(pred, torch.zeros(2, 1, 2), torch.zeros(2, 1),
+                                  torch.zeros(2))
+        assert empty.item() == 0.0
+        empty.backward()
+        assert torch.isfinite(pred.grad).all()

@@ -20,6 +20,7 @@ with a weight decay scaled by ``batch_size * accumulate / 64``)::
     loss_cls = 0.3  * C/80 * 3/nl      * sum_l mean_pos,class BCE(cls, onehot)  (0 when C == 1)
     loss_kpt = 0.10                    * sum_l mean_visible (1 - OKS)
     loss_kpt_vis = 0.3 * C/80 * 3/nl   * sum_l mean_pos,kpt BCE(vis, visible)   (kpt_dim == 3)
+    loss_kpt_aux = w_aux               * sum_l mean_visible (|dx| + |dy|) / sqrt(area)  (optional)
 
 with ``w = [4.0, 1.0, 0.4]``. The bare gains are the ``loss_weight`` of each loss config; the
 ``3/nl``, ``C/80`` and ``(img/640)^2`` factors are applied here when ``scale_loss_weights``.
@@ -66,6 +67,10 @@ class YOLOv7Head(BaseModule):
         loss_kpt (dict): keypoint loss (``YOLOPoseOKSLoss``); ``loss_weight`` is ``hyp['kpt']``.
         loss_kpt_vis (dict): keypoint visibility loss on logits, used when ``kpt_dim == 3``;
             YOLO-Pose reuses ``hyp['cls']`` for it.
+        loss_kpt_aux (dict, optional): an auxiliary keypoint loss beside ``loss_kpt`` taking
+            ``(pred, target, visible, areas, weight=)``, e.g. ``KptScaledL1Loss``, whose
+            gradient does not vanish far from the target as ``1 - OKS``'s does. ``None`` (the
+            original YOLO-Pose): no such term.
         kpt_sigmas (Sequence[float] | dict, optional): per-keypoint OKS sigmas, or the dataset's
             metainfo (``dict(from_file='configs/_base_/datasets/turtle.py')``) to take its
             ``sigmas`` from. ``None`` uses ``1 / K`` for every keypoint (Ultralytics' fallback)
@@ -98,6 +103,7 @@ class YOLOv7Head(BaseModule):
                  loss_cls: dict = dict(type='YOLOBCEWithLogitsLoss', loss_weight=0.3),
                  loss_kpt: dict = dict(type='YOLOPoseOKSLoss', loss_weight=0.1),
                  loss_kpt_vis: dict = dict(type='YOLOBCEWithLogitsLoss', loss_weight=0.3),
+                 loss_kpt_aux: Optional[dict] = None,
                  kpt_sigmas: Optional[Sequence[float]] = None,
                  obj_level_weights: Sequence[float] = (4.0, 1.0, 0.4),
                  label_smoothing: float = 0.0,
@@ -140,6 +146,8 @@ class YOLOv7Head(BaseModule):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_kpt = MODELS.build(loss_kpt) if self.num_keypoints else None
         self.loss_kpt_vis = MODELS.build(loss_kpt_vis) if self.num_keypoints else None
+        self.loss_kpt_aux = MODELS.build(loss_kpt_aux) \
+            if loss_kpt_aux and self.num_keypoints else None
         self.loss_scales = self._loss_scales(scale_loss_weights)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
@@ -172,11 +180,11 @@ class YOLOv7Head(BaseModule):
     def _loss_scales(self, enabled: bool) -> Dict[str, float]:
         """YOLOv7's ``train.py`` scaling of the gains to layers, classes and image size."""
         if not enabled:
-            return dict(box=1.0, obj=1.0, cls=1.0, kpt=1.0, kpt_vis=1.0)
+            return dict(box=1.0, obj=1.0, cls=1.0, kpt=1.0, kpt_vis=1.0, kpt_aux=1.0)
         layers = 3.0 / self.num_levels
         cls = self.num_classes / 80.0 * layers
         return dict(box=layers, obj=(self.head_module.img_size / 640.0)**2 * layers, cls=cls,
-                    kpt=1.0, kpt_vis=cls)
+                    kpt=1.0, kpt_vis=cls, kpt_aux=1.0)
 
     def forward(self, feats: Sequence[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
         """Raw maps; see :meth:`YOLOv7HeadModule.forward`."""
@@ -240,7 +248,8 @@ class YOLOv7Head(BaseModule):
 
         Returns:
             dict[str, Tensor]: ``loss_box``, ``loss_obj``, ``loss_cls`` and, with keypoints,
-            ``loss_kpt`` (and ``loss_kpt_vis`` when ``kpt_dim == 3``).
+            ``loss_kpt`` (and ``loss_kpt_vis`` when ``kpt_dim == 3``, ``loss_kpt_aux`` when
+            the head has one).
         """
         levels = [self._split_level(d, k) for d, k in
                   zip(det_maps, kpt_maps if self.num_keypoints else [None] * len(det_maps))]
@@ -248,7 +257,7 @@ class YOLOv7Head(BaseModule):
         targets = self.get_targets([det for det, _ in levels], gts)
         batch_size = det_maps[0].shape[0]
         zero = sum(det.sum() for det, _ in levels) * 0  # keeps every loss in the graph
-        totals = dict(box=zero, obj=zero, cls=zero, kpt=zero, kpt_vis=zero)
+        totals = dict(box=zero, obj=zero, cls=zero, kpt=zero, kpt_vis=zero, kpt_aux=zero)
         for level, ((det, kpt), target) in enumerate(zip(levels, targets)):
             for name, value in self._level_losses(level, det, kpt, target, gts).items():
                 totals[name] = totals[name] + value
@@ -258,8 +267,10 @@ class YOLOv7Head(BaseModule):
             losses['loss_kpt'] = totals['kpt']
             if self.kpt_dim == 3:
                 losses['loss_kpt_vis'] = totals['kpt_vis']
+            if self.loss_kpt_aux is not None:
+                losses['loss_kpt_aux'] = totals['kpt_aux']
         scale = dict(loss_box='box', loss_obj='obj', loss_cls='cls', loss_kpt='kpt',
-                     loss_kpt_vis='kpt_vis')
+                     loss_kpt_vis='kpt_vis', loss_kpt_aux='kpt_aux')
         return {name: value * self.loss_scales[scale[name]] * batch_size
                 for name, value in losses.items()}
 
@@ -362,6 +373,8 @@ class YOLOv7Head(BaseModule):
         areas = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
         losses = dict(kpt=self.loss_kpt(pred_kpts, gt_kpts, visible, areas,
                                         self.kpt_sigmas.to(cand.dtype), weight=pos))
+        if self.loss_kpt_aux is not None:
+            losses['kpt_aux'] = self.loss_kpt_aux(pred_kpts, gt_kpts, visible, areas, weight=pos)
         if self.kpt_dim == 3:
             losses['kpt_vis'] = self.loss_kpt_vis(
                 cand[..., 2], visible.to(cand.dtype), weight=pos[..., None],
