@@ -1,4 +1,5 @@
 """Affine/perspective, flip and letterbox: exact keypoint motion and the back-mapping."""
+import cv2
 import numpy as np
 import pytest
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
@@ -115,3 +116,27 @@ def test_letterbox_pads_with_pad_val_and_no_upscaling():
     np.testing.assert_array_equal(out['pad_param'], [22, 22, 12, 12])
     assert out['scale_factor'] == (1., 1.)
     assert (out['img'][:22] == 114).all() and (out['img'][22:42, 12:52] == 0).all()
+
+
+def test_letterbox_shrinks_by_pixel_area_when_asked():
+    """'area' shrinks as cv2.INTER_AREA (YOLOv7's test-time load_image), leaves the mapping
+    back to the original unchanged, and enlarging stays bilinear; a checkerboard finer than the
+    output grid averages to grey instead of aliasing."""
+    board = (np.indices((200, 300)).sum(0) % 2 * 255).astype(np.uint8)
+    img = np.repeat(board[..., None], 3, axis=2)
+    linear = KptLetterResize(scale=(60, 60)).transform(dict(img=img.copy()))
+    area = KptLetterResize(scale=(60, 60), shrink_interpolation='area').transform(
+        dict(img=img.copy()))
+    expected = cv2.resize(img, (60, 40), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(area['img'][10:50], expected)
+    assert abs(float(area['img'][10:50].mean()) - 127.5) < 1.0
+    assert area['img'][10:50].std() < linear['img'][10:50].std()
+    for key in ('input_center', 'input_scale', 'pad_param'):
+        np.testing.assert_array_equal(area[key], linear[key])
+    small = img[:20, :30]
+    up = KptLetterResize(scale=(60, 60), shrink_interpolation='area').transform(
+        dict(img=small.copy()))
+    np.testing.assert_array_equal(
+        up['img'], KptLetterResize(scale=(60, 60)).transform(dict(img=small.copy()))['img'])
+    with pytest.raises(ValueError, match='shrink_interpolation'):
+        KptLetterResize(shrink_interpolation='cubic')

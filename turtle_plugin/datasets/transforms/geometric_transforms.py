@@ -188,15 +188,27 @@ class KptLetterResize(BaseTransform):
         scale (tuple[int, int]): output ``(w, h)``.
         pad_val (float | Sequence[float]): padding value.
         allow_scale_up (bool): enlarge images smaller than ``scale`` (YOLOv7 ``scaleup``).
+        shrink_interpolation (str): how images are made smaller: ``'linear'`` (bilinear, as
+            YOLOv7's training path) or ``'area'`` (pixel-area averaging, as YOLOv7's
+            ``test.py`` loads images: no aliasing when a 1280-px frame becomes 256 px, so the
+            evaluated image looks like the training images, which are decoded at reduced
+            size). Enlarging is always bilinear.
     """
+
+    _SHRINK = dict(linear=cv2.INTER_LINEAR, area=cv2.INTER_AREA)
 
     def __init__(self,
                  scale: Tuple[int, int] = (640, 640),
                  pad_val: Union[float, Sequence[float]] = 114.,
-                 allow_scale_up: bool = True):
+                 allow_scale_up: bool = True,
+                 shrink_interpolation: str = 'linear'):
+        if shrink_interpolation not in self._SHRINK:
+            raise ValueError(f'shrink_interpolation must be one of {sorted(self._SHRINK)}, '
+                             f'got {shrink_interpolation!r}')
         self.scale = tuple(int(s) for s in scale)
         self.pad_val = pad_val
         self.allow_scale_up = allow_scale_up
+        self.shrink_interpolation = shrink_interpolation
 
     def transform(self, results: Dict) -> Dict:
         img = results['img']
@@ -207,7 +219,9 @@ class KptLetterResize(BaseTransform):
             ratio = min(ratio, 1.)
         new_w, new_h = int(round(img_w * ratio)), int(round(img_h * ratio))
         if (new_w, new_h) != (img_w, img_h):
-            img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+            shrink = ratio < 1
+            interpolation = self._SHRINK[self.shrink_interpolation] if shrink else cv2.INTER_LINEAR
+            img = cv2.resize(img, (new_w, new_h), interpolation=interpolation)
         dw, dh = (out_w - new_w) / 2, (out_h - new_h) / 2
         top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
         left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
@@ -231,4 +245,5 @@ class KptLetterResize(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(scale={self.scale}, pad_val={self.pad_val}, '
-                f'allow_scale_up={self.allow_scale_up})')
+                f'allow_scale_up={self.allow_scale_up}, '
+                f'shrink_interpolation={self.shrink_interpolation!r})')
