@@ -31,7 +31,7 @@ anchors = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
 # ------------------------------------------------------------------------------------
 
 model = dict(
-    type='BottomupPoseEstimator',
+    type='YOLOv7PoseEstimator',  # MMPose's BottomupPoseEstimator + a channel check
     data_preprocessor=dict(
         type='PoseDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
         bgr_to_rgb=True, pad_size_divisor=32),
