@@ -25,7 +25,6 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-    package_data={'turtle_plugin': ['metainfo/*.py']},
     python_requires='>=3.9',
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={'tests': parse_requirements('requirements/tests.txt')},

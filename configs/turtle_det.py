@@ -126,7 +126,8 @@ optim_wrapper = dict(
     type='OptimWrapper',
     constructor='YOLOv7OptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, nesterov=True, weight_decay=5e-4),
-    paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=batch_size))
+    # weight_decay x (train_dataloader.batch_size x GPUs) / 64, set at train start
+    paramwise_cfg=dict(base_total_batch_size=64))
 param_scheduler = None
 custom_hooks = [
     # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)

@@ -31,7 +31,7 @@ anchors = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
 # ------------------------------------------------------------------------------------
 
 model = dict(
-    type='BottomupPoseEstimator',
+    type='YOLOv7PoseEstimator',  # MMPose's BottomupPoseEstimator + a channel check
     data_preprocessor=dict(
         type='PoseDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
         bgr_to_rgb=True, pad_size_divisor=32),
@@ -139,11 +139,13 @@ test_cfg = dict(type='TestLoop')
 # no gradient clipping (as YOLOv7; clipping would also cost a host sync per step).
 # (YOLOv7 accumulates gradients up to 64 images; MMEngine's accumulation averages instead of
 # summing, so the plugin steps every batch with the weight decay scaled by batch / 64.)
+# The batch is the train dataloader's, read at train start (YOLOv7ParamSchedulerHook): total
+# batch = train_dataloader.batch_size x GPUs, so weight_decay here is the decay at 64 images.
 optim_wrapper = dict(
     type='OptimWrapper',
     constructor='YOLOv7OptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, nesterov=True, weight_decay=5e-4),
-    paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=batch_size))
+    paramwise_cfg=dict(base_total_batch_size=64))
 param_scheduler = None  # YOLOv7ParamSchedulerHook: warm-up, then cosine to lrf=0.1
 
 custom_hooks = [

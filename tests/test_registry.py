@@ -39,7 +39,13 @@ SCOPED_MODELS = {
         bbox_head=dict(type='YOLOv7Head',
                        head_module=dict(HEAD_MODULE, in_channels=[128, 256, 512])))},
     'mmpose': {'YOLOv7KptHead': dict(head_module=dict(HEAD_MODULE, num_keypoints=6),
-                                     kpt_sigmas=[0.05] * 6)},
+                                     kpt_sigmas=[0.05] * 6),
+               'YOLOv7PoseEstimator': dict(
+                   backbone=dict(type='YOLOv7Backbone', arch='tiny'),
+                   neck=dict(type='YOLOv7PAFPN', arch='tiny'),
+                   head=dict(type='YOLOv7KptHead', kpt_sigmas=[0.05] * 6,
+                             head_module=dict(HEAD_MODULE, in_channels=[128, 256, 512],
+                                              num_keypoints=6)))},
 }
 TRANSFORMS = {
     'KptFilterAnnotations': dict(),

@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / 'shared' / 'data'
-TIGER_POSE = SHARED_DATA / 'tiger_pose'
-MMPOSE_TESTDATA = SHARED_DATA / 'mmpose_testdata'
+# everything a test reads lives in the repository (a clone has nothing beside it)
+MMPOSE_TESTDATA = REPO / 'tests' / 'data' / 'mmpose_testdata'
 TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'
 TURTLE_META = str(REPO / 'configs' / '_base_' / 'datasets' / 'turtle.py')
 TIGER_META = str(REPO / 'configs' / '_base_' / 'datasets' / 'tiger.py')

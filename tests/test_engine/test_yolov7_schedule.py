@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
+from torch.utils.data import DataLoader
 
 from turtle_plugin.engine.hooks.yolov7_param_scheduler_hook import YOLOv7ParamSchedulerHook
 from turtle_plugin.engine.optimizers import (YOLOv7OptimWrapperConstructor,
@@ -55,13 +56,44 @@ def test_unknown_paramwise_key_is_an_error():
             dict(optimizer=dict(type='SGD', lr=0.01)), dict(norm_decay_mult=0.0))
 
 
-def _fake_runner(iters_per_epoch=10, max_epochs=5):
+def _fake_runner(iters_per_epoch=10, max_epochs=5, batch_size=1, paramwise_cfg=None):
     constructor = YOLOv7OptimWrapperConstructor(
-        dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.937, weight_decay=5e-4)))
+        dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.937, weight_decay=5e-4)),
+        paramwise_cfg)
     wrapper = constructor(_model())
+    loader = DataLoader(range(iters_per_epoch * batch_size), batch_size=batch_size)
     return SimpleNamespace(
-        optim_wrapper=wrapper, max_epochs=max_epochs, train_dataloader=range(iters_per_epoch),
-        epoch=0, iter=0)
+        optim_wrapper=wrapper, max_epochs=max_epochs, train_dataloader=loader, epoch=0, iter=0)
+
+
+def _decay(runner):
+    return {g['name']: g for g in runner.optim_wrapper.optimizer.param_groups}['decay'][
+        'weight_decay']
+
+
+@pytest.mark.parametrize('paramwise_cfg', [None, dict(batch_size_per_gpu=8)])
+def test_weight_decay_follows_the_train_dataloader(paramwise_cfg, monkeypatch):
+    """In a run, the batch that scales the weight decay is the train dataloader's, whatever the
+    constructor was told (a stale batch_size_per_gpu of 8 here): 5e-4 * 16 / 64, and with 2
+    processes 5e-4 * 32 / 64."""
+    import turtle_plugin.engine.optimizers.yolov7_optim_constructor as constructor_module
+    runner = _fake_runner(batch_size=16, paramwise_cfg=paramwise_cfg)
+    assert _decay(runner) == pytest.approx(5e-4 if paramwise_cfg is None else 5e-4 * 8 / 64)
+    YOLOv7ParamSchedulerHook().before_train(runner)
+    assert _decay(runner) == pytest.approx(1.25e-4)
+    monkeypatch.setattr(constructor_module, 'get_world_size', lambda: 2)
+    YOLOv7ParamSchedulerHook().before_train(runner)
+    assert _decay(runner) == pytest.approx(2.5e-4)
+
+
+def test_weight_decay_left_alone_without_a_nominal_decay():
+    """Groups resumed from a checkpoint written before the constructor kept its nominal decay
+    keep the decay they were saved with."""
+    runner = _fake_runner(batch_size=16, paramwise_cfg=dict(batch_size_per_gpu=8))
+    for group in runner.optim_wrapper.param_groups:
+        group.pop('nominal_weight_decay', None)
+    YOLOv7ParamSchedulerHook().before_train(runner)
+    assert _decay(runner) == pytest.approx(5e-4 * 8 / 64)
 
 
 def test_cosine_factor_matches_one_cycle():

@@ -13,7 +13,8 @@ from xtcocotools.coco import COCO as XtCOCO
 from xtcocotools.cocoeval import COCOeval as XtCOCOeval
 
 REPO = Path(__file__).resolve().parents[2]
-MMPOSE_TESTDATA = REPO.parent / 'shared' / 'data' / 'mmpose_testdata'
+MMPOSE_TESTDATA = REPO / 'tests' / 'data' / 'mmpose_testdata'
+TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'
 TURTLE_NAMES = ('head', 'front_left_flipper', 'front_right_flipper', 'rear_left_flipper',
                 'rear_right_flipper', 'tail')
 TURTLE_SIGMAS = (0.06, 0.08, 0.08, 0.08, 0.08, 0.06)

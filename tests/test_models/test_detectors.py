@@ -1,5 +1,5 @@
 """The two model wrappers end to end: ``YOLOv7Detector`` (MMDetection) and
-``mmpose.BottomupPoseEstimator`` + ``YOLOv7KptHead`` (MMPose).
+``YOLOv7PoseEstimator`` (MMPose's ``BottomupPoseEstimator``) + ``YOLOv7KptHead`` (MMPose).
 
 Most tests use a three-conv backbone stand-in, registered here only, so they check the glue and
 not the backbone; the last test builds the real YOLOv7 backbone + neck + head.
@@ -144,7 +144,7 @@ NUM_KPTS = 6
 
 def _estimator(kpt_dim=2, backbone=None, neck=None, in_channels=CHANNELS):
     return _built(MMPOSE_MODELS, dict(
-        type='BottomupPoseEstimator',
+        type='YOLOv7PoseEstimator',
         backbone=backbone or dict(type='StandInBackbone'),
         neck=neck,
         head=_head_cfg('YOLOv7KptHead', num_classes=1, num_keypoints=NUM_KPTS,
@@ -249,3 +249,45 @@ def test_real_backbone_neck_head_train_step():
     with torch.no_grad():
         samples = model(**model.data_preprocessor(_pose_batch(), training=False), mode='predict')
     assert all(s.pred_instances.keypoints.shape[1:] == (NUM_KPTS, 2) for s in samples)
+
+
+# ------------------------------------------------------------------ channels checked when built
+@pytest.mark.parametrize('scope', ['mmdet', 'mmpose'])
+def test_head_channels_checked_against_the_neck_when_built(scope):
+    """Switching backbone.arch and neck.arch to 'tiny' but keeping the head sized for 'l' fails
+    when the model is built, naming both sides and the value that fits, not with a broadcast
+    error inside ImplicitA at the first forward pass."""
+    arch = dict(backbone=dict(type='YOLOv7Backbone', arch='tiny'),
+                neck=dict(type='YOLOv7PAFPN', arch='tiny'))
+    if scope == 'mmdet':
+        registry, key = MMDET_MODELS, 'bbox_head'
+        cfg = dict(type='YOLOv7Detector', **arch,
+                   bbox_head=_head_cfg('YOLOv7Head', 1, in_channels=(256, 512, 1024)))
+    else:
+        registry, key = MMPOSE_MODELS, 'head'
+        cfg = dict(type='YOLOv7PoseEstimator', **arch,
+                   head=_head_cfg('YOLOv7KptHead', 1, NUM_KPTS, in_channels=(256, 512, 1024)))
+    message = (rf"model\.{key}\.head_module\.in_channels is \[256, 512, 1024\] "
+               r"\(YOLOv7HeadModule\) but the neck \(YOLOv7PAFPN, arch 'tiny'\) outputs "
+               rf"\[128, 256, 512\] channels: set model\.{key}\.head_module\.in_channels="
+               r"\[128, 256, 512\]")
+    with pytest.raises(ValueError, match=message):
+        _built(registry, cfg)
+    cfg[key]['head_module']['in_channels'] = [128, 256, 512]
+    assert _built(registry, cfg).backbone.arch == 'tiny'
+
+
+def test_neck_channels_checked_against_the_backbone_when_built():
+    """A 'tiny' backbone under the 'l' neck, whose in_channels default to the 'l' backbone's."""
+    cfg = dict(type='YOLOv7PoseEstimator', backbone=dict(type='YOLOv7Backbone', arch='tiny'),
+               neck=dict(type='YOLOv7PAFPN', arch='l'),
+               head=_head_cfg('YOLOv7KptHead', 1, NUM_KPTS, in_channels=(256, 512, 1024)))
+    message = (r"model\.neck\.in_channels is \[512, 1024, 1024\] \(YOLOv7PAFPN, arch 'l'\) but "
+               r"the backbone \(YOLOv7Backbone, arch 'tiny'\) outputs \[128, 256, 512\] channels")
+    with pytest.raises(ValueError, match=message):
+        _built(MMPOSE_MODELS, cfg)
+    cfg['neck']['in_channels'] = [128, 256, 512]  # the 'l' neck on the 'tiny' backbone's maps
+    model = _built(MMPOSE_MODELS, cfg)
+    with torch.no_grad():
+        det_maps, _ = model(torch.zeros(1, 3, IMG, IMG), None, mode='tensor')
+    assert [m.shape[1] for m in det_maps] == [3 * 6] * 3

@@ -1,5 +1,10 @@
 """YOLOv7HeadModule (layers) and YOLOv7Head (decoding, losses, post-processing)."""
 import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -311,6 +316,20 @@ class TestLoss:
         for name in one:
             assert two[name].item() == pytest.approx(2 * one[name].item(), rel=1e-5), name
 
+    def test_losses_scale_with_world_size(self, monkeypatch):
+        """The original's ``loss *= opt.world_size``: DDP averages the gradients of N processes,
+        so each process's loss is N times its batch's, and N processes of batch B step as one
+        process of batch N * B."""
+        import turtle_plugin.models.heads.yolov7_head as yolov7_head
+        head = _head()
+        feats = _feats(head, 2)
+        gts = _gts(head, BOXES[:2], LABELS[:2])
+        one = head.loss_by_feat(*head(feats), gts)
+        monkeypatch.setattr(yolov7_head, 'get_world_size', lambda: 4)
+        four = head.loss_by_feat(*head(feats), gts)
+        for name in one:
+            assert four[name].item() == pytest.approx(4 * one[name].item(), rel=1e-6), name
+
     @pytest.mark.parametrize('label_smoothing,focal', [(0.0, False), (0.2, True)])
     def test_losses_by_hand_from_assignment(self, label_smoothing, focal):
         """Recompute loss_box, loss_obj and loss_cls YOLOv7's way, one positive at a time, from
@@ -450,3 +469,52 @@ def test_head_is_registered_in_both_scopes():
         assert MMDET_MODELS.get(name) is MMPOSE_MODELS.get(name)
     assert MMPOSE_MODELS.get('YOLOv7KptHead') is YOLOv7KptHead
     assert isinstance(_head(), YOLOv7Head)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
+def _one_step(out, repeat, processes):
+    """Run ddp_update_worker.py: ``processes`` gloo processes (torchrun), or a plain one."""
+    worker = str(Path(__file__).with_name('ddp_update_worker.py'))
+    launch = [sys.executable, worker] if processes == 1 else [
+        sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={processes}',
+        '--master_addr=127.0.0.1', f'--master_port={_free_port()}', worker]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+    proc = subprocess.run([*launch, str(out), '--repeat', str(repeat)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return torch.load(out)
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_two_processes_step_as_one_process_with_twice_the_batch(tmp_path):
+    """One training step (the runner's train_step, SGD with YOLOv7's weight decay for the total
+    batch of 8): 2 gloo processes of the same 4 real frames each give the same parameter update
+    as 1 process of those 4 frames twice. Equal by construction: every process sees the same
+    images, so the positives, the per-level loss means and the BatchNorm statistics are those of
+    the single process's batch; only the world-size factor of the loss can make them differ
+    (without it the 2-process update is about half)."""
+    two = _one_step(tmp_path / 'two.pt', repeat=1, processes=2)
+    one = _one_step(tmp_path / 'one.pt', repeat=2, processes=1)
+    assert (two['world_size'], two['batch_per_process']) == (2, 4)
+    assert (one['world_size'], one['batch_per_process']) == (1, 8)
+    assert one['updates'].keys() == two['updates'].keys()
+    norm_one = torch.stack([u.norm() for u in one['updates'].values()]).norm()
+    norm_two = torch.stack([u.norm() for u in two['updates'].values()]).norm()
+    assert norm_one > 0
+    assert (norm_two / norm_one).item() == pytest.approx(1.0, abs=1e-4)
+    # per tensor, to float32 rounding: an update read back as p_after - p_before is off by up to
+    # ulp(p) ~ 4e-9, which is 2e-4 of the smallest tensor's update (1.7e-5); a missing
+    # world-size factor is off by 0.5
+    for name, update in one['updates'].items():
+        assert (two['updates'][name] - update).norm() <= 1e-3 * update.norm(), name
+    for name, value in one['losses'].items():  # the logged losses of rank 0: the same too
+        assert two['losses'][name] == pytest.approx(value, rel=1e-5), name

@@ -13,11 +13,10 @@ import turtle_plugin  # noqa: F401
 from turtle_plugin.datasets import LabelSpec, YOLOLabelError, parse_label_file
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / 'shared' / 'data'
-TIGER_POSE = SHARED / 'tiger_pose'
-COCO_TESTDATA = SHARED / 'mmpose_testdata' / 'coco'
+TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'  # 16 train / 8 val frames
+COCO_TESTDATA = REPO / 'tests' / 'data' / 'mmpose_testdata' / 'coco'
 TIGER_META = str(REPO / 'configs' / '_base_' / 'datasets' / 'tiger.py')
-TIGER_YAML = f'path: {TIGER_POSE}\ntrain: train\nval: val\nkpt_shape: [12, 2]\nnames: [tiger]\n'
+TIGER_YAML = f'path: {TIGER_SAMPLE}\ntrain: train\nval: val\nkpt_shape: [12, 2]\nnames: [tiger]\n'
 
 
 def load_tool(name):
@@ -44,14 +43,14 @@ def test_tiger_yolo_coco_yolo_round_trip_is_lossless(tmp_path, split):
     yaml_file.write_text(TIGER_YAML)
     coco = yolo2coco.yolo_to_coco(str(yaml_file), split, metainfo=TIGER_META,
                                   out_file=str(tmp_path / 'tiger.json'))
-    assert len(coco['images']) == {'train': 210, 'val': 53}[split]
+    assert len(coco['images']) == {'train': 16, 'val': 8}[split]
     assert coco['categories'][0]['id'] == 1 and coco['categories'][0]['name'] == 'tiger'
     result = coco2yolo.coco_to_yolo(str(tmp_path / 'tiger.json'), str(tmp_path / 'yolo'),
-                                    img_dir=str(TIGER_POSE), split=split, link_images=True)
+                                    img_dir=str(TIGER_SAMPLE), split=split, link_images=True)
     assert result['kpt_dim'] == 2  # no hidden keypoints: the user's x y layout is kept
     spec = LabelSpec(num_keypoints=12, num_classes=1)
     for img in coco['images']:
-        original, _ = parse_label_file(sibling_label(TIGER_POSE / img['file_name']), spec)
+        original, _ = parse_label_file(sibling_label(TIGER_SAMPLE / img['file_name']), spec)
         regenerated, _ = parse_label_file(
             sibling_label(tmp_path / 'yolo' / 'images' / img['file_name']), spec)
         np.testing.assert_allclose(regenerated, original, rtol=0, atol=1e-9)
@@ -75,7 +74,7 @@ def test_converted_json_evaluates_to_perfect_scores_in_pycocotools(tmp_path):
     out = tmp_path / 'val.json'
     yolo2coco.yolo_to_coco(str(yaml_file), 'val', metainfo=TIGER_META, out_file=str(out))
     gt = COCO(str(out))
-    assert len(gt.getImgIds()) == 53 and gt.loadCats(1)[0]['keypoints'][0] == 'kpt_0'
+    assert len(gt.getImgIds()) == 8 and gt.loadCats(1)[0]['keypoints'][0] == 'kpt_0'
     dets = [dict(image_id=a['image_id'], category_id=a['category_id'], bbox=a['bbox'],
                  keypoints=a['keypoints'], score=1.) for a in gt.dataset['annotations']]
     for iou_type in ('bbox', 'keypoints'):

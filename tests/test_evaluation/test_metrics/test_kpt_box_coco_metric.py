@@ -20,8 +20,9 @@ from mmpose.registry import DATASETS as MMPOSE_DATASETS
 from mmpose.structures import PoseDataSample
 
 from turtle_plugin.evaluation import KptBoxCocoMetric
-from ..helpers import (MMPOSE_TESTDATA, REPO, TURTLE_NAMES, TURTLE_SIGMAS, direct_box_stats,
-                       direct_kpt_stats, make_ann, pose_metainfo, pose_sample, quiet, write_coco)
+from ..helpers import (MMPOSE_TESTDATA, REPO, TIGER_SAMPLE, TURTLE_NAMES, TURTLE_SIGMAS,
+                       direct_box_stats, direct_kpt_stats, make_ann, pose_metainfo, pose_sample,
+                       quiet, write_coco)
 
 KPT_NAMES = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75', 'AR (M)',
              'AR (L)')
@@ -314,14 +315,13 @@ def test_clear_errors(turtle_case, turtle_meta):
 
 
 def test_samples_of_the_yolo_dataset_without_ann_file(tmp_path):
-    """Real samples: YOLOKptDataset on Tiger-Pose (K=12) through MMPose's bottom-up test
-    pipeline, whose PackPoseInputs keeps ``category_id`` arrays, ``id`` lists and
+    """Real samples: YOLOKptDataset on the bundled Tiger-Pose frames (K=12) through MMPose's
+    bottom-up test pipeline, whose PackPoseInputs keeps ``category_id`` arrays, ``id`` lists and
     ``raw_ann_info``; ground truth converted from the samples, compared with the COCOeval runs
     on the dataset's own COCO export."""
-    tiger = MMPOSE_TESTDATA.parent / 'tiger_pose'
     with DefaultScope.overwrite_default_scope('mmpose'):
         dataset = MMPOSE_DATASETS.build(dict(
-            type='YOLOKptDataset', data_root=str(tiger), data_prefix=dict(img='val/images'),
+            type='YOLOKptDataset', data_root=str(TIGER_SAMPLE), data_prefix=dict(img='val/images'),
             metainfo=dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py')),
             use_cache=False, test_mode=True, indices=5,
             pipeline=[dict(type='LoadImage'),

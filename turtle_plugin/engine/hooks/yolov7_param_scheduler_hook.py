@@ -6,13 +6,20 @@ Per epoch ``e`` of ``E`` the learning rate is ``initial_lr * lf(e)`` with
 ``max(round(warmup_epochs * iters_per_epoch), min_warmup_iters)`` iterations the learning rate of
 each group is interpolated from 0 -- or from ``warmup_bias_lr`` for the bias group -- to
 ``initial_lr * lf(e)``, and the momentum from ``warmup_momentum`` to its configured value.
+
+At train start the weight decay is scaled to the batch the run trains on (YOLOv7's
+``weight_decay *= total_batch_size * accumulate / nbs``), taking the per-GPU batch from the train
+dataloader: one source, whatever the config or ``--cfg-options`` set it to.
 """
+import logging
 import math
 
 import numpy as np
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from turtle_plugin.registry import HOOKS
+from ..optimizers import scale_weight_decay
 
 __all__ = ['YOLOv7ParamSchedulerHook']
 
@@ -22,7 +29,9 @@ class YOLOv7ParamSchedulerHook(Hook):
     """Warm-up and per-epoch decay of learning rate and momentum, as YOLOv7.
 
     Use it instead of ``param_scheduler`` (set ``param_scheduler = None``) together with
-    :class:`YOLOv7OptimWrapperConstructor`, whose bias group is named ``'bias'``.
+    :class:`YOLOv7OptimWrapperConstructor`, whose bias group is named ``'bias'``. Before training
+    it sets the weight decay of the constructor's ``'decay'`` group for the train dataloader's
+    batch size (:func:`scale_weight_decay`).
 
     Args:
         scheduler_type (str): ``'cosine'`` (the original's ``one_cycle``) or ``'linear'``.
@@ -61,6 +70,7 @@ class YOLOv7ParamSchedulerHook(Hook):
 
     def before_train(self, runner) -> None:
         self.max_epochs = runner.max_epochs
+        self._scale_weight_decay(runner)
         self.warmup_iters = max(
             round(self.warmup_epochs * len(runner.train_dataloader)), self.min_warmup_iters)
         # After a resume the groups already carry their initial values from the checkpoint.
@@ -68,6 +78,23 @@ class YOLOv7ParamSchedulerHook(Hook):
             group.setdefault('initial_lr', group['lr'])
             if 'momentum' in group:
                 group.setdefault('initial_momentum', group['momentum'])
+
+    @staticmethod
+    def _scale_weight_decay(runner) -> None:
+        """The decay group's weight decay for the train dataloader's batch (after a resume, so a
+        run resumed at another batch size decays for that one)."""
+        if not any('nominal_weight_decay' in g for g in runner.optim_wrapper.param_groups):
+            print_log('YOLOv7ParamSchedulerHook: no weight decay to scale (the optimizer was not '
+                      'built by YOLOv7OptimWrapperConstructor, or resumed from a checkpoint '
+                      'written before it kept its nominal decay)', logger='current',
+                      level=logging.WARNING)
+            return
+        loader = runner.train_dataloader
+        batch_size = loader.batch_size or getattr(loader.batch_sampler, 'batch_size', None)
+        if batch_size is None:
+            raise ValueError('YOLOv7ParamSchedulerHook scales the weight decay to the train '
+                             "dataloader's batch size, and this dataloader reports none")
+        scale_weight_decay(runner.optim_wrapper, batch_size)
 
     def before_train_epoch(self, runner) -> None:
         factor = self.lf(runner.epoch)

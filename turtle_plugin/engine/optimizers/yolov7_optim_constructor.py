@@ -4,7 +4,10 @@ Three groups, as the original: weights of convolutions and linear layers with we
 (``'decay'``), weights of norm layers, implicit layers and other 1-d parameters without
 (``'no_decay'``), and every bias without (``'bias'``, the group whose learning rate warms up *down*
 from ``warmup_bias_lr``, see :class:`YOLOv7ParamSchedulerHook`). The weight decay is scaled by
-``total_batch_size / base_total_batch_size`` (the original's ``nbs = 64``).
+``total_batch_size / base_total_batch_size`` (the original's ``nbs = 64``), with the total batch
+``batch_size_per_gpu * world_size * accumulative_counts`` (:func:`scale_weight_decay`). In a
+runner the per-GPU batch is the train dataloader's, read at train start by
+:class:`YOLOv7ParamSchedulerHook`: the configs do not repeat it, so it cannot go stale.
 """
 import copy
 from typing import Optional
@@ -17,7 +20,7 @@ from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 
 from turtle_plugin.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-__all__ = ['YOLOv7OptimWrapperConstructor', 'yolov7_param_groups']
+__all__ = ['YOLOv7OptimWrapperConstructor', 'scale_weight_decay', 'yolov7_param_groups']
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm,
           nn.modules.instancenorm._InstanceNorm)
@@ -47,6 +50,27 @@ def yolov7_param_groups(model: nn.Module) -> dict:
     return groups
 
 
+def scale_weight_decay(optim_wrapper: OptimWrapper, batch_size_per_gpu: int) -> float:
+    """Set the ``'decay'`` group's weight decay for the total batch, as YOLOv7's ``train.py``:
+    ``weight_decay * batch_size_per_gpu * world_size * accumulate / nbs``, from the decay at the
+    nominal batch ``nbs`` that :class:`YOLOv7OptimWrapperConstructor` keeps in the group.
+
+    Args:
+        optim_wrapper (OptimWrapper): a wrapper built by the constructor.
+        batch_size_per_gpu (int): images per process and step.
+
+    Returns:
+        float: the weight decay set.
+    """
+    total = batch_size_per_gpu * get_world_size() * optim_wrapper._accumulative_counts
+    for group in optim_wrapper.param_groups:
+        if group.get('name') == 'decay' and 'nominal_weight_decay' in group:
+            group['weight_decay'] = group['nominal_weight_decay'] * total / group['nominal_batch']
+            return group['weight_decay']
+    raise ValueError('no parameter group named "decay" with a nominal_weight_decay: build the '
+                     'optimizer with YOLOv7OptimWrapperConstructor')
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class YOLOv7OptimWrapperConstructor:
     """Build an optimizer wrapper with YOLOv7's parameter groups.
@@ -58,13 +82,15 @@ class YOLOv7OptimWrapperConstructor:
             constructor='YOLOv7OptimWrapperConstructor',
             optimizer=dict(type='SGD', lr=0.01, momentum=0.937, nesterov=True,
                            weight_decay=5e-4),
-            paramwise_cfg=dict(base_total_batch_size=64, batch_size_per_gpu=8))
+            paramwise_cfg=dict(base_total_batch_size=64))
 
     Args:
         optim_wrapper_cfg (dict): the ``optim_wrapper`` config; its ``optimizer.weight_decay`` is the
             decay at ``base_total_batch_size``.
-        paramwise_cfg (dict, optional): ``base_total_batch_size`` (default 64) and
-            ``batch_size_per_gpu``; without the latter the weight decay is not scaled.
+        paramwise_cfg (dict, optional): ``base_total_batch_size`` (default 64) and, for a wrapper
+            used outside a runner, ``batch_size_per_gpu``. Without it the weight decay stays at
+            its nominal value until :class:`YOLOv7ParamSchedulerHook` scales it to the train
+            dataloader's batch at train start.
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
@@ -79,26 +105,22 @@ class YOLOv7OptimWrapperConstructor:
             raise KeyError(f'unknown paramwise_cfg keys for YOLOv7OptimWrapperConstructor: '
                            f'{sorted(paramwise_cfg)}')
 
-    def scaled_weight_decay(self, weight_decay: float, accumulative_counts: int) -> float:
-        """The original's ``weight_decay *= total_batch_size * accumulate / nbs``."""
-        if self.batch_size_per_gpu is None:
-            return weight_decay
-        total = self.batch_size_per_gpu * get_world_size() * accumulative_counts
-        return weight_decay * total / self.base_total_batch_size
-
     def __call__(self, model: nn.Module) -> OptimWrapper:
         if is_model_wrapper(model):
             model = model.module
         optimizer_cfg = copy.deepcopy(self.optimizer_cfg)
         wrapper_cfg = copy.deepcopy(self.optim_wrapper_cfg)
-        weight_decay = self.scaled_weight_decay(
-            optimizer_cfg.pop('weight_decay', 0.0), wrapper_cfg.get('accumulative_counts', 1))
+        weight_decay = optimizer_cfg.pop('weight_decay', 0.0)
         groups = yolov7_param_groups(model)
         optimizer_cfg['params'] = [
             dict(params=groups['no_decay'], name='no_decay', weight_decay=0.0),
-            dict(params=groups['decay'], name='decay', weight_decay=weight_decay),
+            dict(params=groups['decay'], name='decay', weight_decay=weight_decay,
+                 nominal_weight_decay=weight_decay, nominal_batch=self.base_total_batch_size),
             dict(params=groups['bias'], name='bias', weight_decay=0.0),
         ]
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         wrapper_cfg.setdefault('type', 'OptimWrapper')
-        return OPTIM_WRAPPERS.build(wrapper_cfg, default_args=dict(optimizer=optimizer))
+        wrapper = OPTIM_WRAPPERS.build(wrapper_cfg, default_args=dict(optimizer=optimizer))
+        if self.batch_size_per_gpu is not None:
+            scale_weight_decay(wrapper, self.batch_size_per_gpu)
+        return wrapper

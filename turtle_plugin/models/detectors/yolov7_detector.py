@@ -7,6 +7,8 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 
+from .channel_check import check_feature_channels
+
 __all__ = ['YOLOv7Detector']
 
 
@@ -15,7 +17,9 @@ class YOLOv7Detector(SingleStageDetector):
     """MMDetection's ``SingleStageDetector`` with optional SyncBatchNorm.
 
     The head (``YOLOv7Head``) implements MMDetection's ``loss``/``predict``/``forward``;
-    predictions come back in original-image pixels (letterbox padding and scale undone).
+    predictions come back in original-image pixels (letterbox padding and scale undone). When
+    built, the neck's and the head module's ``in_channels`` are checked against what the part
+    before them outputs (:func:`check_feature_channels`).
 
     Args:
         backbone (dict): backbone config.
@@ -41,6 +45,8 @@ class YOLOv7Detector(SingleStageDetector):
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, train_cfg=train_cfg,
                          test_cfg=test_cfg, data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
+        check_feature_channels(self.backbone, self.neck if self.with_neck else None,
+                               getattr(self.bbox_head, 'head_module', None), 'bbox_head')
         if use_syncbn and get_world_size() > 1:
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(self)
             print_log('YOLOv7Detector: using SyncBatchNorm', logger='current')

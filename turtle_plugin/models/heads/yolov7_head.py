@@ -12,8 +12,10 @@ Decoding, per anchor ``a`` of a level with stride ``s`` at cell ``(i, j)``::
     kpt_x, kpt_y = (2 * t_kpt - 0.5 + (i, j)) * s  (raw, no sigmoid)     kpt_vis = sigmoid(t_vis)
 
 Loss (YOLOv7, ``hyp.scratch.p5`` + ``hyp.pose``), summed over levels and multiplied by the
-batch size as the original does (so the gradient is that of a per-image *sum*; YOLOv7 pairs it
-with a weight decay scaled by ``batch_size * accumulate / 64``)::
+batch size and the number of processes as the original does (``loss * bs`` in ``ComputeLoss``,
+``loss *= opt.world_size`` in ``train.py``, as DDP averages gradients over processes): the
+gradient is that of a per-image *sum* over the total batch, which YOLOv7 pairs with a weight
+decay scaled by ``total_batch_size * accumulate / 64``::
 
     loss_box = 0.05 * 3/nl             * sum_l mean_pos(1 - CIoU)
     loss_obj = 0.7  * (img/640)^2 * 3/nl * sum_l w_l * mean_all BCE(obj, CIoU.clamp(0))
@@ -30,6 +32,7 @@ import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.dist import get_world_size
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -271,7 +274,9 @@ class YOLOv7Head(BaseModule):
                 losses['loss_kpt_aux'] = totals['kpt_aux']
         scale = dict(loss_box='box', loss_obj='obj', loss_cls='cls', loss_kpt='kpt',
                      loss_kpt_vis='kpt_vis', loss_kpt_aux='kpt_aux')
-        return {name: value * self.loss_scales[scale[name]] * batch_size
+        # YOLOv7: loss * batch size * world size (DDP averages the gradients over processes)
+        batch_scale = batch_size * get_world_size()
+        return {name: value * self.loss_scales[scale[name]] * batch_scale
                 for name, value in losses.items()}
 
     def get_targets(self, dets: Sequence[Tensor], gts: Dict[str, Tensor]) -> List[dict]:
