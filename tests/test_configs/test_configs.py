@@ -26,6 +26,7 @@ EXPECTED_PARAMS = {
     'turtle_det_tiny.py': DET['tiny'],
     'turtle_det_x.py': DET['x'],
     'turtle_kpt.py': DET['l'] + 36 * (HEAD_IN['l'] + 3),  # 37,261,176 (the issue's number)
+    'turtle_kpt_p5.py': DET['l'] + 36 * (HEAD_IN['l'] + 3),  # the seed recipe, same model
     'turtle_kpt_tiny.py': DET['tiny'] + 36 * (HEAD_IN['tiny'] + 3),
     'turtle_kpt_x.py': DET['x'] + 36 * (HEAD_IN['x'] + 3),
     'tiger_kpt_tiny.py': DET['tiny'] + 72 * (HEAD_IN['tiny'] + 3),
@@ -158,3 +159,43 @@ def test_training_reduces_the_loss_on_a_fixed_tiger_batch():
         first = np.mean([h[key] for h in history[:3]])
         last = np.mean([h[key] for h in history[-3:]])
         assert last < 0.9 * first, (key, first, last)
+
+
+def _recipe(cfg):
+    """The pieces in which the keypoint recipes differ."""
+    pipe = cfg.train_dataloader.dataset.pipeline
+    affine = next(s for s in pipe if s['type'] == 'KptRandomAffine')
+    stage2 = next(h for h in cfg.custom_hooks if h['type'] == 'CloseMosaicHook')
+    affine2 = next(s for s in stage2['new_train_pipeline'] if s['type'] == 'KptRandomAffine')
+    mix = [s['prob'] for s in pipe if s['type'] == 'KptMixUp']
+    choice = [s['prob'] for s in pipe if s['type'] == 'RandomChoice']
+    resize = next(s for s in cfg.val_dataloader.dataset.pipeline
+                  if s['type'] == 'KptLetterResize')
+    return dict(assigner=cfg.model.head.assigner['type'],
+                aux=(cfg.model.head.get('loss_kpt_aux') or {}).get('type'),
+                affine=(affine['translate'], affine['scale']),
+                affine2=(affine2['translate'], affine2['scale']), mixup=mix,
+                mosaic9=choice, eval_shrink=resize.get('shrink_interpolation', 'linear'))
+
+
+@pytest.mark.parametrize('name', ['turtle_kpt.py', 'turtle_kpt_tiny.py', 'turtle_kpt_x.py',
+                                  'tiger_kpt_tiny.py', 'tiger_kpt_tiny_full.py'])
+def test_keypoint_configs_train_the_default_recipe(name):
+    """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking."""
+    assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
+        assigner='YOLOv5Assigner', aux='KptScaledL1Loss', affine=(0.1, 0.5), affine2=(0.1, 0.5),
+        mixup=[], mosaic9=[], eval_shrink='area')
+
+
+def test_p5_config_is_the_seed_recipe():
+    """hyp.scratch.p5 (4/9-image mosaic 0.8/0.2, translate 0.2, scale 0.9, MixUp 0.15), OTA,
+    OKS alone, bilinear shrinking; everything else as turtle_kpt.py."""
+    p5 = Config.fromfile(CONFIGS / 'turtle_kpt_p5.py')
+    assert _recipe(p5) == dict(
+        assigner='YOLOv7OTAAssigner', aux=None, affine=(0.2, 0.9), affine2=(0.2, 0.9),
+        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear')
+    default = Config.fromfile(CONFIGS / 'turtle_kpt.py')
+    for key in ('optim_wrapper', 'train_cfg', 'default_hooks', 'val_evaluator'):
+        assert p5[key] == default[key], key
+    assert {k: v for k, v in p5.model.head.items() if k not in ('assigner', 'loss_kpt_aux')} \
+        == {k: v for k, v in default.model.head.items() if k not in ('assigner', 'loss_kpt_aux')}

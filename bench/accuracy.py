@@ -1,0 +1,495 @@
+"""Keypoint accuracy beside the peers: same data, same budget, one evaluator.
+
+Trains every requested model from scratch on one dataset with the same number of epochs, batch
+size and input size, for each seed, and scores every one of them with the same evaluator on the
+same validation split: the plugin's ``KptBoxCocoMetric`` against one COCO ground-truth file
+(MMPose's OKS AP with the dataset's sigmas, box mAP of the same predictions, mean pixel error
+and PCK@0.05 per keypoint). Each run validates every ``--val-interval`` epochs, so the per-epoch
+curves come from that evaluator too. Reports, per model, the mean and the spread (min..max)
+over seeds of the last epoch's scores and of the best OKS AP; a table, a JSON file and a plot of
+OKS AP per epoch.
+
+Models (``--models``):
+
+* ``ours``: ``--ours-config`` (default ``configs/tiger_kpt_tiny.py``, the keypoint recipe);
+  ``ours@CONFIG`` names another config. ``+name`` suffixes apply the study's variants
+  (:data:`VARIANTS`) in order, e.g. ``ours+p5`` (the seed's hyp.scratch.p5 + OTA recipe of
+  ``configs/turtle_kpt_p5.py``) or ``ours+p5+v5+pose_aug`` (the original pose branch's recipe).
+* ``yoloxpose``: MMPose's shipped ``yoloxpose_tiny_4xb64-300e_coco-416.py``, adapted as little
+  as the comparison needs: the data, the number of keypoints and their sigmas, the input size
+  (its multi-scale range scaled alike), the epochs (its schedule's milestones scaled alike), the
+  batch; no pretrained backbone (both sides from scratch); its own optimizer, augmentation,
+  assigner and losses.
+
+The original YOLOv7 pose branch (``train.py --hyp data/hyp.pose.yaml``) is not run: its code
+has 17 keypoints and COCO's flip pairs and sigmas hard-coded (``utils/datasets.py``,
+``models/yolo.py``, ``utils/loss.py``), so it cannot train a dataset with other keypoints
+without editing it. Its recipe (YOLOv5 assigner, ``hyp.pose`` augmentation, the same losses) is
+the variant ``ours+p5+v5+pose_aug`` (see BENCHMARKS.md).
+
+Data: a YOLO layout (``--data-root`` with ``--data-yaml``, or ``--train-images`` /
+``--val-images`` folders with ``labels/`` beside ``images/``) or COCO json
+(``--coco-train``, ``--coco-val`` and ``--img-prefix``); ``--metainfo`` gives the keypoint names,
+flip pairs and sigmas. Example (the Tiger-Pose comparison of BENCHMARKS.md)::
+
+    python bench/accuracy.py --data-root ../shared/data/tiger_pose \\
+        --metainfo configs/_base_/datasets/tiger.py --epochs 90 --seeds 0 1 \\
+        --models ours yoloxpose --jobs 2 --out-dir bench_results/accuracy_tiger
+"""
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from _common import (REPO_ROOT, command_line, git_revision, machine_info, print_table,
+                     result_payload, utc_now, write_json)
+
+YOLOXPOSE_CFG = 'configs/body_2d_keypoint/yoloxpose/coco/yoloxpose_tiny_4xb64-300e_coco-416.py'
+YOLOXPOSE_SIZE = 416  # the input size of that config; its multi-scale range scales with it
+YOLOXPOSE_EPOCHS = 300
+METRIC_KEYS = {  # report name -> key in the evaluator's output
+    'AP': 'coco/AP', 'AP50': 'coco/AP .5', 'AP75': 'coco/AP .75', 'box_mAP': 'coco/bbox_mAP',
+    'err_px': 'kpt/mean_err_px', 'pck': 'kpt/pck'
+}
+HEADERS = ['model', 'seeds', 'epochs', 'OKS AP', 'AP50', 'AP75', 'box mAP', 'px error', 'PCK',
+           'best AP', 'minutes']
+
+
+# ----------------------------------------------------------------------------- study variants
+def _pipelines(cfg) -> List[list]:
+    """Every training pipeline of a config: the main one and CloseMosaicHook's stage 2."""
+    pipes = [cfg.train_dataloader.dataset.pipeline]
+    pipes += [h['new_train_pipeline'] for h in cfg.custom_hooks if 'new_train_pipeline' in h]
+    return pipes
+
+
+def _affine(cfg, **values) -> None:
+    for pipe in _pipelines(cfg):
+        for step in _walk(pipe):
+            if step.get('type') == 'KptRandomAffine':
+                step.update(values)
+
+
+def _walk(steps: Sequence) -> List[dict]:
+    """Every transform dict in a pipeline, inside RandomChoice and pre_transforms too."""
+    found = []
+    for step in steps:
+        if isinstance(step, (list, tuple)):
+            found += _walk(step)
+        elif isinstance(step, dict):
+            found.append(step)
+            for key in ('transforms', 'pre_transform'):
+                found += _walk(step.get(key) or [])
+    return found
+
+
+def _pose_aug(cfg) -> None:
+    """hyp.pose: 4-image mosaic only, scale 0.5, translate 0.1, no MixUp."""
+    pipe = cfg.train_dataloader.dataset.pipeline
+    for i, step in enumerate(pipe):
+        if step.get('type') == 'RandomChoice':  # mosaic 4 (80 %) / 9 (20 %) -> mosaic 4
+            pipe[i] = step['transforms'][0][0]
+    pipe[:] = [s for s in pipe if s.get('type') != 'KptMixUp']
+    _affine(cfg, translate=0.1, scale=0.5)
+
+
+def _set_head(cfg, **values) -> None:
+    cfg.model.head.update(values)
+
+
+def _p5(cfg) -> None:
+    """The seed recipe (``configs/turtle_kpt_p5.py``) on any keypoint config: its assigner,
+    keypoint losses and its training, stage-2 and evaluation pipelines."""
+    from mmengine.config import Config
+    p5 = Config.fromfile(str(REPO_ROOT / 'configs' / 'turtle_kpt_p5.py'))
+    if tuple(p5.img_scale) != tuple(cfg.img_scale):
+        raise SystemExit(f'the p5 recipe is written for {tuple(p5.img_scale)}, the config '
+                         f'trains at {tuple(cfg.img_scale)}')
+    _set_head(cfg, assigner=p5.model.head.assigner, loss_kpt_aux=None)
+    cfg.train_dataloader.dataset.pipeline = p5.train_dataloader.dataset.pipeline
+    for hook in cfg.custom_hooks:
+        if hook['type'] == 'CloseMosaicHook':
+            hook['new_train_pipeline'] = p5.train_pipeline_stage2
+    for loader in ('val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.pipeline = p5.val_dataloader.dataset.pipeline
+
+
+VARIANTS: Dict[str, Callable] = {
+    # the seed's hyp.scratch.p5 + OTA recipe (configs/turtle_kpt_p5.py)
+    'p5': _p5,
+    # assigner: YOLOv5's candidates (the original pose branch) instead of OTA
+    'v5': lambda cfg: _set_head(cfg, assigner=dict(type='YOLOv5Assigner')),
+    'ota': lambda cfg: _set_head(cfg, assigner=dict(type='YOLOv7OTAAssigner')),
+    'pose_aug': _pose_aug,
+    # auxiliary scale-normalised L1 keypoint term beside 1 - OKS
+    'l1': lambda cfg: _set_head(cfg, loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.1)),
+    'l1x3': lambda cfg: _set_head(cfg,
+                                  loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.3)),
+    'no_l1': lambda cfg: _set_head(cfg, loss_kpt_aux=None),
+    # evaluation images shrunk by pixel-area averaging (YOLOv7's test.py) or bilinear
+    'area_eval': lambda cfg: _val_shrink(cfg, 'area'),
+    'linear_eval': lambda cfg: _val_shrink(cfg, 'linear'),
+}
+
+
+def _val_shrink(cfg, mode: str) -> None:
+    for loader in ('val_dataloader', 'test_dataloader'):
+        for step in cfg[loader].dataset.pipeline:
+            if step.get('type') == 'KptLetterResize':
+                step['shrink_interpolation'] = mode
+
+
+# ----------------------------------------------------------------------------- data
+def dataset_source(args: argparse.Namespace, split: str) -> dict:
+    """The dataset fields that say where a split is (YOLO layout or COCO json)."""
+    if args.coco_train:
+        return dict(type='CocoDataset', data_root='', data_mode='bottomup',
+                    ann_file=str(Path(args.coco_train if split == 'train' else args.coco_val)
+                                 .resolve()),
+                    data_prefix=dict(img=str(Path(args.img_prefix).resolve()) + '/'))
+    root = str(Path(args.data_root).resolve()) + '/'
+    if args.data_yaml:
+        return dict(type='YOLOKptDataset', data_root=root, data_yaml=args.data_yaml, split=split)
+    folder = args.train_images if split == 'train' else args.val_images
+    return dict(type='YOLOKptDataset', data_root=root, data_yaml='', split=split,
+                data_prefix=dict(img=folder))
+
+
+def val_ground_truth(args: argparse.Namespace, out_dir: Path) -> str:
+    """One COCO ground-truth file for every model's evaluator."""
+    if args.coco_train:
+        return str(Path(args.coco_val).resolve())
+    import turtle_plugin  # noqa: F401  (registers YOLOKptDataset)
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import DATASETS
+    init_default_scope('mmpose')
+    dataset = DATASETS.build(dict(dataset_source(args, 'val'), metainfo=_metainfo(args),
+                                  test_mode=True))
+    return dataset.dump_coco_json(str(out_dir / 'val_ground_truth.json'))
+
+
+def _metainfo(args: argparse.Namespace) -> dict:
+    return dict(from_file=str(Path(args.metainfo).resolve()))
+
+
+def _set_dataset(dataset_cfg: dict, source: dict, metainfo: dict) -> None:
+    for key in ('data_yaml', 'split', 'ann_file', 'data_prefix', 'data_mode'):
+        dataset_cfg.pop(key, None)
+    dataset_cfg.update(copy.deepcopy(source), metainfo=metainfo)
+    if source['type'] == 'CocoDataset':
+        dataset_cfg.pop('image_cache_mb', None)
+
+
+def _evaluator(gt_file: str) -> dict:
+    return dict(type='KptBoxCocoMetric', ann_file=gt_file, score_mode='bbox', nms_mode='none')
+
+
+# ----------------------------------------------------------------------------- configs
+def ours_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
+    """The plugin's config for ``ours[@CONFIG][+variant...]`` on the bench's data and budget."""
+    from mmengine.config import Config
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    name, *variants = spec.split('+')
+    config = name.split('@', 1)[1] if '@' in name else args.ours_config
+    cfg = Config.fromfile(str(REPO_ROOT / config))
+    if tuple(cfg.img_scale) != (args.img_size, args.img_size):
+        raise SystemExit(f'{config} trains at {tuple(cfg.img_scale)}, the bench at '
+                         f'{args.img_size}: pass --img-size {cfg.img_scale[0]} or a config at '
+                         f'that size')
+    meta = _metainfo(args)
+    num_keypoints = len(parse_pose_metainfo(dict(meta))['sigmas'])
+    cfg.model.head.head_module.num_keypoints = num_keypoints
+    cfg.model.head.kpt_sigmas = meta
+    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
+                          ('test_dataloader', 'val')):
+        _set_dataset(cfg[loader].dataset, dataset_source(args, split), meta)
+        cfg[loader].num_workers = args.workers
+        cfg[loader].persistent_workers = args.workers > 0
+    cfg.train_dataloader.batch_size = args.batch
+    cfg.optim_wrapper.paramwise_cfg.batch_size_per_gpu = args.batch
+    close = next(h for h in cfg.custom_hooks if h['type'] == 'CloseMosaicHook')
+    close['num_last_epochs'] = max(1, round(close['num_last_epochs'] * args.epochs
+                                            / cfg.train_cfg.max_epochs))
+    cfg.train_cfg.update(max_epochs=args.epochs, val_interval=args.val_interval,
+                         dynamic_intervals=None)
+    cfg.val_evaluator = cfg.test_evaluator = _evaluator(gt_file)
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise SystemExit(f'unknown variant {variant!r} in {spec!r}; known: '
+                             f'{", ".join(sorted(VARIANTS))}')
+        VARIANTS[variant](cfg)
+    return _common_settings(cfg, seed)
+
+
+def yoloxpose_config(args: argparse.Namespace, seed: int, gt_file: str):
+    """MMPose's YOLOX-Pose-tiny config on the bench's data and budget, from scratch."""
+    import mmpose
+    from mmengine.config import Config
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    cfg = Config.fromfile(str(Path(mmpose.__file__).parent / '.mim' / YOLOXPOSE_CFG))
+    size, ratio = args.img_size, args.img_size / YOLOXPOSE_SIZE
+    meta = _metainfo(args)
+    num_keypoints = len(parse_pose_metainfo(dict(meta))['sigmas'])
+    cfg.custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)
+    cfg.model.backbone.pop('init_cfg', None)  # from scratch, as ours
+    cfg.model.head.num_keypoints = num_keypoints
+    cfg.model.head.loss_oks.metainfo = meta['from_file']
+    # its SimOTA assigner scores candidates by OKS, with COCO's 17 sigmas unless told otherwise
+    cfg.model.head.assigner.oks_calculator = dict(type='PoseOKS', metainfo=meta['from_file'])
+    low, high = cfg.model.data_preprocessor.batch_augments[0].random_size_range
+    cfg.model.data_preprocessor.batch_augments[0].random_size_range = (
+        _multiple_of_32(low * ratio), _multiple_of_32(high * ratio))
+    for step in _walk(cfg.train_pipeline_stage1) + _walk(cfg.train_pipeline_stage2) \
+            + _walk(cfg.val_pipeline):
+        for key in ('img_scale', 'input_size'):
+            if key in step:
+                step[key] = (size, size)
+        if step.get('type') == 'GenerateTarget':
+            step['encoder'] = dict(step['encoder'], input_size=(size, size))
+        # the tiny config shipped with mmpose 1.3.2 passes an argument that its PackPoseInputs
+        # does not take; the labels it maps are those YOLOXPoseAnnotationProcessor writes anyway
+        if step.get('type') == 'PackPoseInputs':
+            step.pop('extra_mapping_labels', None)
+    cfg.train_dataloader.dataset = dict(dataset_source(args, 'train'), metainfo=meta,
+                                        pipeline=cfg.train_pipeline_stage1)
+    cfg.val_dataloader.dataset = dict(dataset_source(args, 'val'), metainfo=meta,
+                                      test_mode=True, pipeline=cfg.val_pipeline)
+    cfg.test_dataloader = cfg.val_dataloader
+    for loader in ('train_dataloader', 'val_dataloader'):
+        cfg[loader].num_workers = args.workers
+        cfg[loader].persistent_workers = args.workers > 0
+    cfg.train_dataloader.batch_size = args.batch
+    cfg.val_dataloader.batch_size = args.batch
+    # the schedule's milestones (5 warm-up epochs, the mode switch 20 epochs before the end of
+    # 300) scaled to the bench's epochs
+    switch = max(1, round(20 * args.epochs / YOLOXPOSE_EPOCHS))
+    warmup = max(1, round(5 * args.epochs / YOLOXPOSE_EPOCHS))
+    end = args.epochs - switch
+    warmup_lr, cosine, constant = cfg.param_scheduler
+    warmup_lr.update(end=warmup)
+    cosine.update(begin=warmup, T_max=end - warmup, end=end)
+    constant.update(begin=end, end=args.epochs)
+    # a budget of a few epochs (the tests') leaves no room for the cosine part
+    cfg.param_scheduler = [warmup_lr, cosine, constant] if end > warmup else [warmup_lr, constant]
+    for hook in cfg.custom_hooks:
+        if hook['type'] == 'YOLOXPoseModeSwitchHook':
+            hook['num_last_epochs'] = switch
+            hook['new_train_pipeline'] = cfg.train_pipeline_stage2
+    cfg.train_cfg.update(max_epochs=args.epochs, val_interval=args.val_interval,
+                         dynamic_intervals=None)
+    cfg.default_hooks.checkpoint.update(interval=args.val_interval, save_best='coco/AP',
+                                        rule='greater')
+    cfg.val_evaluator = cfg.test_evaluator = _evaluator(gt_file)
+    return _common_settings(cfg, seed)
+
+
+def _multiple_of_32(value: float) -> int:
+    return max(32, int(round(value / 32)) * 32)
+
+
+def _common_settings(cfg, seed: int):
+    cfg.randomness = dict(seed=seed)
+    cfg.default_hooks.logger.interval = 10
+    if 'progress' in cfg.default_hooks:
+        cfg.default_hooks.progress.enable = False
+    return cfg
+
+
+# ----------------------------------------------------------------------------- runs
+def run_one(spec: str, seed: int, args: argparse.Namespace, gt_file: str, out_dir: Path,
+            threads: int) -> subprocess.Popen:
+    """Write the run's config and start ``tools/train.py`` on it; returns the process."""
+    cfg = yoloxpose_config(args, seed, gt_file) if spec == 'yoloxpose' \
+        else ours_config(spec, args, seed, gt_file)
+    work_dir = out_dir / _run_name(spec, seed)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cfg.dump(str(work_dir / 'bench_config.py'))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONUNBUFFERED='1')
+    log = open(work_dir / 'train.log', 'w')
+    cmd = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'),
+           str(work_dir / 'bench_config.py'), '--work-dir', str(work_dir)]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.started = time.time()
+    proc.run = (spec, seed, work_dir)
+    return proc
+
+
+def _run_name(spec: str, seed: int) -> str:
+    safe = spec.replace('@', '_').replace('/', '_').replace('+', '-').replace('.py', '')
+    return f'{safe}_seed{seed}'
+
+
+def read_curve(work_dir: Path) -> List[Dict[str, float]]:
+    """Validation scores per epoch from MMEngine's ``scalars.json`` (the newest run)."""
+    files = sorted(work_dir.glob('*/vis_data/scalars.json'))
+    if not files:
+        raise RuntimeError(f'no scalars.json under {work_dir}: the run failed, see '
+                           f'{work_dir / "train.log"}')
+    curve = []
+    for line in files[-1].read_text().splitlines():
+        entry = json.loads(line)
+        if 'coco/AP' in entry:
+            curve.append(dict(epoch=entry['step'],
+                              **{name: entry.get(key) for name, key in METRIC_KEYS.items()},
+                              per_keypoint_pck={k[4:-4]: v for k, v in entry.items()
+                                                if k.startswith('kpt/') and k.endswith('_pck')
+                                                and k != 'kpt/pck'}))
+    return curve
+
+
+def summarise(runs: Sequence[dict]) -> List[dict]:
+    """Per model: mean and min..max over seeds of the last evaluation and of the best AP."""
+    by_model: Dict[str, List[dict]] = {}
+    for run in runs:
+        by_model.setdefault(run['model'], []).append(run)
+    rows = []
+    for model, model_runs in by_model.items():
+        row = dict(model=model, seeds=[r['seed'] for r in model_runs],
+                   epochs=model_runs[0]['curve'][-1]['epoch'])
+        for name in list(METRIC_KEYS) + ['best_AP', 'minutes']:
+            values = [r['curve'][-1][name] if name in METRIC_KEYS else r[name]
+                      for r in model_runs]
+            values = [v for v in values if v is not None]
+            row[name] = dict(mean=statistics.fmean(values), min=min(values), max=max(values),
+                             values=values) if values else None
+        rows.append(row)
+    return rows
+
+
+def _cell(stat: Optional[dict], digits: int = 3) -> str:
+    if stat is None:
+        return 'n/a'
+    if len(stat['values']) == 1:
+        return f'{stat["mean"]:.{digits}f}'
+    return f'{stat["mean"]:.{digits}f} ({stat["min"]:.{digits}f}-{stat["max"]:.{digits}f})'
+
+
+def table_rows(summary: Sequence[dict]) -> List[list]:
+    return [[row['model'], len(row['seeds']), row['epochs'], _cell(row['AP']), _cell(row['AP50']),
+             _cell(row['AP75']), _cell(row['box_mAP']), _cell(row['err_px'], 1),
+             _cell(row['pck']), _cell(row['best_AP']), _cell(row['minutes'], 1)]
+            for row in summary]
+
+
+def plot_curves(runs: Sequence[dict], path: Path, title: str) -> None:
+    """OKS AP per epoch, one line per run, one colour per model."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    models = list(dict.fromkeys(r['model'] for r in runs))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, model in enumerate(models):
+        for j, run in enumerate(r for r in runs if r['model'] == model):
+            ax.plot([p['epoch'] for p in run['curve']], [p['AP'] for p in run['curve']],
+                    color=f'C{i}', marker='o', ms=3, alpha=0.85,
+                    label=model if j == 0 else None)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('OKS AP (val)')
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    data = parser.add_argument_group('data (a YOLO layout, or COCO json)')
+    data.add_argument('--data-root', default=str(REPO_ROOT.parent / 'shared/data/tiger_pose'))
+    data.add_argument('--data-yaml', default='', help='data yaml under --data-root')
+    data.add_argument('--train-images', default='train/images')
+    data.add_argument('--val-images', default='val/images')
+    data.add_argument('--coco-train', help='COCO keypoint json of the training split')
+    data.add_argument('--coco-val', help='COCO keypoint json of the validation split')
+    data.add_argument('--img-prefix', help='image folder of the COCO json file names')
+    data.add_argument('--metainfo', default='configs/_base_/datasets/tiger.py',
+                      help='MMPose metainfo file: keypoint names, flip pairs, sigmas')
+    parser.add_argument('--models', nargs='+', default=['ours', 'yoloxpose'],
+                        help="'ours[@CONFIG][+variant...]' and/or 'yoloxpose'")
+    parser.add_argument('--ours-config', default='configs/tiger_kpt_tiny.py')
+    parser.add_argument('--epochs', type=int, default=90)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--img-size', type=int, default=256)
+    parser.add_argument('--val-interval', type=int, default=10)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--workers', type=int, default=1, help='DataLoader workers per run')
+    parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch / OpenMP threads per run (default: cores / jobs)')
+    parser.add_argument('--out-dir', default='bench_results/accuracy')
+    parser.add_argument('--summarise-only', action='store_true',
+                        help='re-read finished runs in --out-dir instead of training')
+    args = parser.parse_args(argv)
+    if bool(args.coco_train) != bool(args.coco_val) or (args.coco_train and not args.img_prefix):
+        parser.error('COCO data needs --coco-train, --coco-val and --img-prefix')
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    args = parse_args(argv)
+    started = utc_now()
+    out_dir = Path(args.out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = machine_info(('numpy', 'torch', 'mmcv', 'mmengine', 'mmdet', 'mmpose'))
+    gt_file = val_ground_truth(args, out_dir)
+    threads = args.threads or max(1, (machine['usable_cpus'] or 1) // args.jobs)
+    queue = [(spec, seed) for seed in args.seeds for spec in args.models]
+    runs, running, failed = [], [], []
+    while queue or running:
+        while queue and len(running) < args.jobs and not args.summarise_only:
+            running.append(run_one(*queue.pop(0), args, gt_file, out_dir, threads))
+        if args.summarise_only:
+            running = [_Done(spec, seed, out_dir) for spec, seed in queue]
+            queue = []
+        time.sleep(0 if args.summarise_only else 5)
+        for proc in [p for p in running if p.poll() is not None]:
+            running.remove(proc)
+            spec, seed, work_dir = proc.run
+            if proc.returncode != 0:
+                failed.append(f'{spec} seed {seed}: exit {proc.returncode}, see '
+                              f'{work_dir / "train.log"}')
+                continue
+            curve = read_curve(work_dir)
+            minutes = (time.time() - proc.started) / 60 if proc.started else None
+            runs.append(dict(model=spec, seed=seed, work_dir=str(work_dir), curve=curve,
+                             best_AP=max(p['AP'] for p in curve), minutes=minutes))
+            print(f'[accuracy] {spec} seed {seed}: last OKS AP {curve[-1]["AP"]:.3f}, '
+                  f'{curve[-1]["err_px"]:.1f} px', flush=True)
+    if not runs:
+        raise SystemExit('no run finished:\n' + '\n'.join(failed))
+    summary = summarise(runs)
+    title = (f'{Path(args.coco_val or args.data_root).name}: {args.epochs} epochs, batch '
+             f'{args.batch}, {args.img_size}px, from scratch')
+    print_table(HEADERS, table_rows(summary), title=title)
+    plot_curves(runs, out_dir / 'oks_ap_per_epoch.png', title)
+    settings = {k: v for k, v in vars(args).items()}
+    payload = result_payload('accuracy', started, machine, settings, revision=git_revision(),
+                             ground_truth=gt_file, summary=summary, runs=runs, failed=failed)
+    write_json(str(out_dir / 'accuracy.json'), payload)
+    for line in failed:
+        print(f'[accuracy] FAILED {line}', file=sys.stderr)
+    return payload
+
+
+class _Done:
+    """A finished run found on disk (``--summarise-only``)."""
+
+    def __init__(self, spec: str, seed: int, out_dir: Path):
+        self.run = (spec, seed, out_dir / _run_name(spec, seed))
+        self.returncode = 0
+        self.started = None
+
+    def poll(self) -> int:
+        return 0
+
+
+if __name__ == '__main__':
+    main()
