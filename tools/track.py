@@ -117,29 +117,42 @@ def run_tracking(args: argparse.Namespace, model, video: VideoFrames, out: Dict[
 
 
 def write_outputs(args, model, video: VideoFrames, table: TrackTable, drawer: TrackDrawer,
-                  first, out: Dict[str, Path]) -> None:
-    """The tables, SLEAP / NWB files, summary and trajectory picture."""
-    scorer = f'turtle_plugin_{Path(args.config).stem}'
-    write_dlc_csv(table, out['dlc'], scorer)
+                  first, out: Dict[str, Path]) -> Dict[str, Path]:
+    """The tables, SLEAP / NWB files, summary and trajectory picture; returns those written.
+
+    Without any track, the DeepLabCut CSV, ``.slp`` and ``.nwb`` are not written: none of the
+    three can hold zero individuals (pandas reads an empty four-row header back as data rows,
+    and sleap-io refuses to write NWB without instances).
+    """
+    written = {key: out[key] for key in ('video', 'long', 'summary', 'trajectories', 'record')}
     long_dataframe(table).to_csv(out['long'], index=False)
     summary = summary_dataframe(table)
     summary.to_csv(out['summary'], index=False)
-    labels = sleap_labels(table, video.path.resolve())
-    write_sleap(table, out['slp'], video.path, labels)
-    write_sleap(table, out['nwb'], video.path, labels)
     plot_trajectories(table, out['trajectories'], first, args.trajectory_keypoint)
+    if table.track_ids:
+        write_dlc_csv(table, out['dlc'], f'turtle_plugin_{Path(args.config).stem}')
+        labels = sleap_labels(table, video.path.resolve())
+        write_sleap(table, out['slp'], video.path, labels)
+        write_sleap(table, out['nwb'], video.path, labels)
+        written.update(dlc=out['dlc'], slp=out['slp'], nwb=out['nwb'])
+    else:
+        print(f'no track in {table.num_frames} frames: no DeepLabCut / SLEAP / NWB file written '
+              f'(lower --track-thr {args.track_thr} or --score-thr {args.score_thr}?)',
+              flush=True)
     record = dict(
         video=str(video.path), fps=video.fps, frames=table.num_frames, size=list(video.size),
         config=args.config, checkpoint=args.checkpoint, keypoints=list(table.keypoint_names),
         likelihood='visibility score' if model_head(model).kpt_dim == 3 else 'instance score',
         settings={k: v for k, v in vars(args).items() if k not in ('config', 'checkpoint')},
         tracks=summary.to_dict(orient='records'), drawn_ids=sorted(drawer.drawn_ids),
-        outputs={key: str(path) for key, path in out.items()})
+        outputs={key: str(path) for key, path in written.items()})
     out['record'].write_text(json.dumps(record, indent=1, default=float))
+    return written
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Path]:
-    """Run the tool; returns the files written, by kind."""
+    """Run the tool; returns the files written, by kind (``dlc``, ``long``, ``slp``, ``nwb``,
+    ``video``, ``summary``, ``trajectories``, ``record``)."""
     args = parse_args(argv)
     video = VideoFrames(args.video)  # fails on an unreadable video before loading the model
     out = _outputs(Path(args.out_dir), video.path.stem)
@@ -147,10 +160,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Path]:
     model = init_model(args.config, args.checkpoint, device=args.device, deploy=args.deploy,
                        cfg_options={'model.test_cfg.score_thr': args.score_thr})
     table, drawer, first = run_tracking(args, model, video, out)
-    write_outputs(args, model, video, table, drawer, first, out)
+    written = write_outputs(args, model, video, table, drawer, first, out)
     print(f'{len(table.track_ids)} tracks over {table.num_frames} frames -> {args.out_dir}',
           flush=True)
-    return out
+    return written
 
 
 if __name__ == '__main__':

@@ -96,6 +96,8 @@ def test_whole_tool_on_a_real_clip(tmp_path):
     out = track.main([TIGER_TINY, str(ckpt), str(tmp_path / 'clip.mp4'), '--out-dir',
                       str(tmp_path / 'out'), '--batch-size', '4', '--score-thr', '0.05',
                       '--high-thr', '0.3', '--track-thr', '0.3', '--lost-frames', '5'])
+    assert sorted(out) == ['dlc', 'long', 'nwb', 'record', 'slp', 'summary', 'trajectories',
+                           'video']
     for path in out.values():
         assert path.is_file() and path.stat().st_size > 0, path
 
@@ -139,3 +141,19 @@ def test_tool_errors(tmp_path):
     with pytest.raises(ValueError, match='keypoint branch .* predicts other keypoints'):
         track.main([TIGER_TINY, str(tmp_path / 'turtle.pth'), str(tmp_path / 'clip.mp4'),
                     '--out-dir', str(tmp_path / 'out')])
+
+
+def test_no_track_writes_what_can_hold_none(tmp_path, capsys):
+    """A random model on a tiny clip with a track threshold no score reaches: the video,
+    long CSV, summary and picture are written, the formats that cannot be empty are not."""
+    from turtle_plugin.apis import init_model
+    torch.save(dict(state_dict=init_model(TIGER_TINY).state_dict()), tmp_path / 'random.pth')
+    _clip(tmp_path / 'clip.mp4', size=(64, 36))
+    out = track.main([TIGER_TINY, str(tmp_path / 'random.pth'), str(tmp_path / 'clip.mp4'),
+                      '--out-dir', str(tmp_path / 'out'), '--track-thr', '1.0', '--batch-size',
+                      '8'])
+    assert sorted(out) == ['long', 'record', 'summary', 'trajectories', 'video']
+    assert 'no track in 24 frames' in capsys.readouterr().out
+    assert len(pd.read_csv(out['long'])) == 0
+    assert json.loads(out['record'].read_text())['drawn_ids'] == []
+    assert not (tmp_path / 'out' / 'clip_dlc.csv').exists()
