@@ -18,7 +18,7 @@ from turtle_plugin.apis import (KeypointTracker, TrackDrawer, TrackSmoother, Tra
                                 VideoFrames, detect_frames, init_model,
                                 keypoint_likelihoods, long_dataframe, model_head,
                                 plot_trajectories, read_dlc_csv, sleap_labels, summary_dataframe,
-                                track_frames, write_dlc_csv, write_sleap)
+                                track_frames, track_video, write_dlc_csv, write_sleap)
 from turtle_plugin.testing import crossing_paths, mot_metrics, noisy_detections
 from .helpers import KPT_TINY, REPO, TIGER_TINY
 
@@ -93,6 +93,18 @@ def tracked(scene):
     assert model.test_step.calls == 50
     return TrackTable.from_frames(records, frames.fps, 50, model.dataset_meta, frames.size), \
         records
+
+
+def test_track_video_is_track_frames_collected(scene, tracked):
+    """The one-call API gives the table the frame-by-frame one does (batch size 1 here)."""
+    _, detections, video = scene
+    model = init_model(TIGER_TINY)
+    model.test_step = PathDetector(detections)
+    table = track_video(model, video)
+    expected, _ = tracked
+    assert table.num_frames == 50 and table.fps == 25.
+    for key in ('frame', 'track_id', 'score', 'bboxes', 'keypoints', 'raw_keypoints'):
+        assert np.array_equal(getattr(table, key), getattr(expected, key)), key
 
 
 def _animal_of_track(paths, table):

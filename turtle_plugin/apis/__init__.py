@@ -11,7 +11,7 @@ from .track_exports import (dlc_dataframe, long_dataframe, read_dlc_csv, sleap_l
                             summary_dataframe, write_dlc_csv, write_sleap)
 from .track_visualization import TrackDrawer, plot_trajectories, track_colour
 from .tracking import (KeypointTracker, TrackSmoother, TrackTable, detect_frames,
-                       keypoint_likelihoods, track_frames)
+                       keypoint_likelihoods, track_frames, track_video)
 from .video import VideoFrames
 from .visualization import draw_pose, draw_predictions
 
@@ -21,7 +21,7 @@ __all__ = [
     'instances_to_arrays', 'draw_predictions', 'tile_starts', 'tile_windows',
     'merge_tile_predictions', 'to_deploy', 'fuse_implicit', 'model_head', 'YOLOv7DeployGraph',
     'OneEuroFilter', 'KeypointTracker', 'TrackSmoother', 'TrackTable', 'detect_frames',
-    'keypoint_likelihoods', 'track_frames', 'VideoFrames', 'dlc_dataframe', 'write_dlc_csv',
+    'keypoint_likelihoods', 'track_frames', 'track_video', 'VideoFrames', 'dlc_dataframe', 'write_dlc_csv',
     'read_dlc_csv', 'long_dataframe', 'summary_dataframe', 'sleap_labels', 'write_sleap', 'TrackDrawer',
     'plot_trajectories', 'track_colour', 'draw_pose'
 ]

@@ -13,7 +13,8 @@ and its sigmoid (``keypoint_scores``) is the likelihood; a ``kpt_dim == 2`` head
 so every keypoint of an instance gets the instance's score.
 """
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,9 +29,10 @@ from .image_inference import inference
 from .one_euro import OneEuroFilter
 from .results import instances_to_arrays
 from .tiling import inference_tiled
+from .video import VideoFrames
 
 __all__ = ['KeypointTracker', 'TrackSmoother', 'TrackTable', 'detect_frames',
-           'keypoint_likelihoods', 'track_frames']
+           'keypoint_likelihoods', 'track_frames', 'track_video']
 
 Arrays = Dict[str, np.ndarray]
 
@@ -309,3 +311,35 @@ class TrackTable:
             size=tuple(int(s) for s in size),
             skeleton=[tuple(int(i) for i in link) for link in
                       metainfo.get('skeleton_links') or ()])
+
+
+def track_video(model: nn.Module,
+                video: Union[str, Path, VideoFrames],
+                tracker: Optional[KeypointTracker] = None,
+                smooth: bool = True,
+                min_cutoff: float = 1.0,
+                beta: float = 0.05,
+                batch_size: int = 1,
+                **detect_kwargs) -> TrackTable:
+    """Track a whole video in one call (what ``tools/track.py`` does, minus the files).
+
+    Args:
+        model (nn.Module): a keypoint model from :func:`~turtle_plugin.apis.init_model`.
+        video (str | Path | VideoFrames): the video.
+        tracker (KeypointTracker, optional): defaults to ``KeypointTracker()``.
+        smooth (bool): One-Euro smoothing of boxes and keypoints (:class:`TrackSmoother`).
+        min_cutoff (float): the filter's cutoff in Hz at rest.
+        beta (float): the filter's cutoff increase per px/s of speed.
+        batch_size (int): frames per forward pass.
+        **detect_kwargs: ``img_scale``, ``tile``, ``tile_overlap``, ``score_thr`` of
+            :func:`detect_frames`.
+
+    Returns:
+        TrackTable: every tracked instance.
+    """
+    frames = video if isinstance(video, VideoFrames) else VideoFrames(video)
+    smoother = TrackSmoother(min_cutoff, beta) if smooth else None
+    records = [(index, tracked, raw) for index, _, tracked, raw in track_frames(
+        model, frames, frames.fps, tracker, smoother, batch_size, **detect_kwargs)]
+    return TrackTable.from_frames(records, frames.fps, len(records), model.dataset_meta,
+                                  frames.size)
