@@ -2,8 +2,9 @@
 animals through a video, convert and draw its predictions, and turn it into its deploy /
 ONNX-export form."""
 from .deploy import YOLOv7DeployGraph, fuse_implicit, model_head, to_deploy
-from .image_inference import (build_test_pipeline, inference, init_model, letterbox_size,
-                              load_image, metainfo_from_config, post_processing_setting)
+from .image_inference import (build_test_pipeline, check_checkpoint_keypoints, inference,
+                              init_model, letterbox_size, load_image, metainfo_from_config,
+                              post_processing_setting)
 from .one_euro import OneEuroFilter
 from .results import instances_to_arrays, result_to_dict
 from .tiling import inference_tiled, merge_tile_predictions, tile_starts, tile_windows
@@ -21,7 +22,8 @@ __all__ = [
     'instances_to_arrays', 'draw_predictions', 'tile_starts', 'tile_windows',
     'merge_tile_predictions', 'to_deploy', 'fuse_implicit', 'model_head', 'YOLOv7DeployGraph',
     'OneEuroFilter', 'KeypointTracker', 'TrackSmoother', 'TrackTable', 'detect_frames',
-    'keypoint_likelihoods', 'track_frames', 'track_video', 'VideoFrames', 'dlc_dataframe', 'write_dlc_csv',
-    'read_dlc_csv', 'long_dataframe', 'summary_dataframe', 'sleap_labels', 'write_sleap', 'TrackDrawer',
-    'plot_trajectories', 'track_colour', 'draw_pose'
+    'keypoint_likelihoods', 'track_frames', 'track_video', 'VideoFrames', 'dlc_dataframe',
+    'write_dlc_csv', 'read_dlc_csv', 'long_dataframe', 'summary_dataframe', 'sleap_labels',
+    'write_sleap', 'TrackDrawer', 'plot_trajectories', 'track_colour', 'draw_pose',
+    'check_checkpoint_keypoints'
 ]
