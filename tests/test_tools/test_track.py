@@ -11,11 +11,9 @@ import pandas as pd
 import pytest
 import sleap_io as sio
 import torch
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from turtle_plugin.apis import read_dlc_csv
+from turtle_plugin.testing import train_briefly
 
 REPO = Path(__file__).resolve().parents[2]
 TIGER_TINY = str(REPO / 'configs' / 'tiger_kpt_tiny.py')
@@ -40,41 +38,6 @@ def _one_torch_thread():
     torch.set_num_threads(saved)
 
 
-def _train_briefly(path: Path, steps: int) -> None:
-    """``steps`` AdamW steps of the tiger config on 8 bundled frames (as the overfit test),
-    BN statistics re-estimated on them, saved as MMEngine's runner saves a checkpoint."""
-    from mmpose.registry import DATASETS, MODELS
-    cfg = Config.fromfile(TIGER_TINY)
-    cfg.model.head.assigner = dict(type='YOLOv5Assigner')
-    pack = cfg.val_pipeline[-1]
-    pipeline = [p for p in cfg.val_pipeline if p.type != 'PackPoseInputs'] + [
-        dict(type='GenerateTarget',
-             encoder=dict(type='YOLOXPoseAnnotationProcessor', input_size=(256, 256))), pack]
-    with DefaultScope.overwrite_default_scope('mmpose'):
-        dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, pipeline=pipeline, indices=8,
-                                      test_mode=True))
-        samples = [dataset[i] for i in range(8)]
-        batch = dict(inputs=[s['inputs'] for s in samples],
-                     data_samples=[s['data_samples'] for s in samples])
-        torch.manual_seed(0)
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0)
-        model.train()
-        for _ in range(steps):
-            losses = model(**model.data_preprocessor(batch, training=True), mode='loss')
-            optimizer.zero_grad()
-            sum(losses.values()).backward()
-            optimizer.step()
-        for norm in (m for m in model.modules() if isinstance(m, _BatchNorm)):
-            norm.reset_running_stats()
-            norm.momentum = None
-        with torch.no_grad():
-            model(**model.data_preprocessor(batch, training=True), mode='tensor')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dataset.metainfo)),
-               path)
-
-
 def _clip(path: Path, size=(640, 360), fps=5.) -> int:
     """The 24 bundled frames in video order (Frame_1, Frame_7, ...) as a clip; returns its
     number of frames."""
@@ -91,7 +54,7 @@ def _clip(path: Path, size=(640, 360), fps=5.) -> int:
 @pytest.mark.slow
 def test_whole_tool_on_a_real_clip(tmp_path):
     ckpt = tmp_path / 'tiger.pth'
-    _train_briefly(ckpt, steps=40)
+    train_briefly(TIGER_TINY, ckpt, num_images=8, steps=40)
     num_frames = _clip(tmp_path / 'clip.mp4')
     out = track.main([TIGER_TINY, str(ckpt), str(tmp_path / 'clip.mp4'), '--out-dir',
                       str(tmp_path / 'out'), '--batch-size', '4', '--score-thr', '0.05',
