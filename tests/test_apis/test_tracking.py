@@ -327,3 +327,17 @@ def test_checkpoint_with_other_keypoints_is_refused(tmp_path):
     with pytest.raises(ValueError, match='tracking needs a keypoint model'):
         next(track_frames(init_model(str(REPO / 'configs' / 'turtle_det_tiny.py')),
                           [np.zeros((64, 64, 3), np.uint8)], 25.))
+
+
+def test_tiled_detection_feeds_the_tracker():
+    """``tile=True`` runs windows of the training size (here 2 x 1 over a 400x200 frame) and
+    merges them in frame pixels, with likelihoods; every first-frame detection above the
+    tracker's thresholds starts a confirmed track."""
+    model = init_model(TIGER_TINY, cfg_options={'model.test_cfg.score_thr': 0.0})
+    frame = cv2.resize(cv2.imread(str(SAMPLE / 'images' / 'Frame_1.jpg')), (400, 200))
+    tiled = detect_frames(model, [frame], tile=True, batch_size=2)[0]
+    assert tiled['keypoints'].shape[1:] == (12, 2) and len(tiled['scores']) > 0
+    assert np.allclose(tiled['keypoint_scores'], tiled['scores'][:, None])
+    assert (tiled['bboxes'][:, 2] <= 400).all() and (tiled['bboxes'][:, 3] <= 200).all()
+    assert KeypointTracker(track_thr=0.0, high_thr=0.0).update(tiled)['track_ids'].tolist() == \
+        list(range(1, len(tiled['scores']) + 1))
