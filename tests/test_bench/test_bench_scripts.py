@@ -1,6 +1,7 @@
 """The benchmark scripts run and record what BENCHMARKS.md relies on (figures are not checked:
 speed claims live in BENCHMARKS.md, never in tests). They run as scripts, as users run them."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,24 @@ def test_end_to_end_loader_only(tmp_path):
     assert [e['iters'] for e in payload['epochs']] == [2, 2]
     assert all(e['data_wait_share'] is None for e in payload['epochs'])
     assert payload['summary']['data_wait_share'] is None
+
+
+def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
+    """bench/trackers.py scores what is installed (MMDetection's ByteTracker always is) and
+    records a candidate it cannot import instead of failing."""
+    out = tmp_path / 'trackers.json'
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'bench' / 'trackers.py'), '--scenes', 'crossing', '--seeds',
+         '1', '--trackers', 'turtle_plugin_tracker', 'mmdet_bytetrack', 'boxmot_ocsort',
+         '--out', str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))  # this checkout's turtle_plugin
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    scored = {r['tracker']: r for r in payload['results']}
+    assert set(scored) | set(payload['skipped']) == {'turtle_plugin_tracker', 'mmdet_bytetrack',
+                                                     'boxmot_ocsort'}
+    # the crossing scene of tests/test_apis/test_tracking.py's tracker: no identity switch
+    assert scored['turtle_plugin_tracker']['num_switches'] == 0
+    assert 0.9 < scored['turtle_plugin_tracker']['idf1'] <= 1.0
+    assert scored['mmdet_bytetrack']['ms_per_frame'] > 0

@@ -19,7 +19,7 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from mmengine.structures import BaseDataElement
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 from mmpose.registry import MODELS as MMPOSE_MODELS
@@ -29,7 +29,7 @@ from .deploy import model_head, to_deploy
 
 __all__ = [
     'ImageInput', 'init_model', 'inference', 'build_test_pipeline', 'metainfo_from_config',
-    'load_image', 'post_processing_setting', 'letterbox_size'
+    'load_image', 'post_processing_setting', 'letterbox_size', 'check_checkpoint_keypoints'
 ]
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -161,19 +161,70 @@ def init_model(config: Union[str, Path, Config],
 
     with DefaultScope.overwrite_default_scope(scope):
         model = SCOPE_REGISTRIES[scope].build(cfg.model)
+    model.dataset_meta = metainfo_from_config(cfg, model_head(model).num_classes)
     dataset_meta = None
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=strict)
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        if not isinstance(ckpt, dict):
+            raise ValueError(f'{checkpoint} holds no state dict')
+        check_checkpoint_keypoints(model, ckpt, checkpoint)
+        _load_checkpoint_to_model(model, ckpt, strict=strict)
         dataset_meta = ckpt.get('meta', {}).get('dataset_meta')
-    if dataset_meta is None:
-        dataset_meta = metainfo_from_config(cfg, model_head(model).num_classes)
-    model.dataset_meta = dataset_meta
+    if dataset_meta is not None:
+        model.dataset_meta = dataset_meta
     model.cfg = cfg
     model.to(device)
     model.eval()
     if deploy:
         to_deploy(model)
     return model
+
+
+def _keypoint_names(meta: Optional[dict]) -> str:
+    names = list((meta or {}).get('keypoint_id2name', {}).values())
+    return f' ({", ".join(names)})' if names else ''
+
+
+def check_checkpoint_keypoints(model: nn.Module, checkpoint: dict, name: str = 'the checkpoint'
+                               ) -> None:
+    """Refuse a checkpoint whose keypoints are not the ones the config's model predicts, with
+    a message naming both (instead of a size mismatch deep in ``load_state_dict``).
+
+    Compares the number of keypoints the checkpoint's ``meta['dataset_meta']`` records (what
+    MMEngine's runner saves) with the config's, and the keypoint branch's output convolutions
+    (``A * K * kpt_dim`` channels) of both.
+
+    Args:
+        model (nn.Module): the model built from the config (``model.head.head_module``).
+        checkpoint (dict): the loaded checkpoint (``state_dict`` and optionally ``meta``).
+        name (str): how to name the checkpoint in the message (its path).
+    """
+    head = model_head(model).head_module
+    config_meta = getattr(model, 'dataset_meta', None)
+    built = (f'the config builds {head.num_keypoints} keypoints x {head.kpt_dim} values '
+             f'x {head.num_anchors} anchors')
+    saved_meta = checkpoint.get('meta', {}).get('dataset_meta') or {}
+    saved = saved_meta.get('num_keypoints')
+    if saved is not None and head.num_keypoints and int(saved) != head.num_keypoints:
+        raise ValueError(f'{name} was trained on {saved} keypoints'
+                         f'{_keypoint_names(saved_meta)} but {built}{_keypoint_names(config_meta)}:'
+                         f' use the config the checkpoint was trained with')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {key[len('module.'):] if key.startswith('module.') else key: value
+             for key, value in state.items()}
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()
+                if '.kpt_convs.' in key}
+    saved_kpt = {key: tuple(value.shape) for key, value in state.items() if '.kpt_convs.' in key}
+    if bool(expected) != bool(saved_kpt):
+        raise ValueError(f'{name} has {"a" if saved_kpt else "no"} keypoint branch but the config '
+                         f'builds {"one" if expected else "none"}: use the config the checkpoint '
+                         f'was trained with')
+    for key, shape in expected.items():
+        if key in saved_kpt and saved_kpt[key] != shape:
+            raise ValueError(f'{name}: the keypoint branch {key} has {saved_kpt[key][0]} output '
+                             f'channels but {built} = {shape[0]}{_keypoint_names(config_meta)}: '
+                             f'the checkpoint predicts other keypoints than the config\'s '
+                             f'metainfo')
 
 
 def build_test_pipeline(cfg: Config, img_scale: Optional[Sequence[int]] = None) -> Compose:

@@ -12,7 +12,7 @@ from mmengine.structures import BaseDataElement
 
 from .results import instances_to_arrays
 
-__all__ = ['draw_predictions']
+__all__ = ['draw_predictions', 'draw_pose']
 
 # RGB, for classes the metainfo gives no colour
 DEFAULT_PALETTE = ((0, 255, 0), (255, 128, 0), (51, 153, 255), (255, 51, 255), (255, 255, 0))
@@ -66,14 +66,23 @@ def draw_predictions(img: np.ndarray,
         cv2.putText(canvas, f'{name} {score:.2f}', (x1, max(y1 - 4, 10)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
         if 'keypoints' in arrays:
-            _draw_pose(canvas, arrays['keypoints'][i], arrays['keypoint_scores'][i], metainfo,
+            draw_pose(canvas, arrays['keypoints'][i], arrays['keypoint_scores'][i], metainfo,
                        kpt_score_thr, thickness)
     return canvas
 
 
-def _draw_pose(canvas: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, metainfo: dict,
-               kpt_score_thr: float, thickness: int) -> None:
-    """Skeleton links first, keypoints on top."""
+def draw_pose(canvas: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, metainfo: dict,
+              kpt_score_thr: float, thickness: int) -> None:
+    """Draw one instance's skeleton links, then its keypoints on top, in place.
+
+    Args:
+        canvas (np.ndarray): BGR image drawn on.
+        keypoints (np.ndarray): ``(K, 2)`` keypoints in pixels.
+        scores (np.ndarray): ``(K,)`` keypoint scores.
+        metainfo (dict): ``skeleton_links``, ``skeleton_link_colors``, ``keypoint_colors``.
+        kpt_score_thr (float): draw keypoints (and links between them) scoring at least this.
+        thickness (int): line thickness; keypoint radius is ``thickness + 1``.
+    """
     visible = scores >= kpt_score_thr
     points = [(int(round(float(x))), int(round(float(y)))) for x, y in keypoints]
     link_colours = metainfo.get('skeleton_link_colors')
