@@ -410,7 +410,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     data.add_argument('--coco-train', help='COCO keypoint json of the training split')
     data.add_argument('--coco-val', help='COCO keypoint json of the validation split')
     data.add_argument('--img-prefix', help='image folder of the COCO json file names')
-    data.add_argument('--metainfo', default='configs/_base_/datasets/tiger.py',
+    data.add_argument('--metainfo', default=str(REPO_ROOT / 'configs/_base_/datasets/tiger.py'),
                       help='MMPose metainfo file: keypoint names, flip pairs, sigmas')
     parser.add_argument('--models', nargs='+', default=['ours', 'yoloxpose'],
                         help="'ours[@CONFIG][+variant...]' and/or 'yoloxpose'")

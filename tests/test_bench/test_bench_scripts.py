@@ -110,3 +110,89 @@ def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
     assert scored['turtle_plugin_tracker']['num_switches'] == 0
     assert 0.9 < scored['turtle_plugin_tracker']['idf1'] <= 1.0
     assert scored['mmdet_bytetrack']['ms_per_frame'] > 0
+
+
+ACCURACY_CONFIGS = """
+import argparse, json
+import accuracy as a
+args = a.parse_args(['--data-root', {sample!r}, '--data-yaml', 'tiger.yaml', '--epochs', '30',
+                     '--batch', '4', '--val-interval', '5', '--workers', '0'])
+gt = 'gt.json'
+ours = a.ours_config('ours', args, 3, gt)
+p5 = a.ours_config('ours+p5', args, 3, gt)
+orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
+peer = a.yoloxpose_config(args, 3, gt)
+def recipe(cfg):
+    pipe = cfg.train_dataloader.dataset.pipeline
+    return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
+                types=[s['type'] for s in pipe],
+                affine=[(s['translate'], s['scale']) for s in a._walk(pipe)
+                        if s['type'] == 'KptRandomAffine'],
+                shrink=cfg.val_dataloader.dataset.pipeline[1].get('shrink_interpolation'))
+out = dict(ours=recipe(ours), p5=recipe(p5), orig=recipe(orig))
+out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_dataloader.batch_size,
+                  c.randomness.seed, c.val_evaluator.ann_file, c.val_evaluator.type)
+                 for c in (ours, p5, peer)]
+out['close'] = [h.num_last_epochs for h in ours.custom_hooks if h.type == 'CloseMosaicHook']
+out['peer'] = dict(
+    k=peer.model.head.num_keypoints, init='init_cfg' in peer.model.backbone,
+    sizes=peer.model.data_preprocessor.batch_augments[0].random_size_range,
+    codec=peer.train_dataloader.dataset.pipeline[-2].encoder.input_size,
+    sched=[(s.type, s.begin, s.end) for s in peer.param_scheduler],
+    switch=[h.num_last_epochs for h in peer.custom_hooks if h.type == 'YOLOXPoseModeSwitchHook'],
+    dataset=peer.train_dataloader.dataset.type, oks=peer.model.head.assigner.oks_calculator)
+print(json.dumps(out, default=list))
+"""
+
+
+def test_accuracy_bench_configs_share_data_budget_and_evaluator():
+    """Every model of bench/accuracy.py trains on the same data for the same epochs, batch and
+    seed and is scored by the same evaluator on the same ground truth; the variants change
+    exactly the recipe pieces they name; the peer keeps its recipe with milestones scaled."""
+    proc = subprocess.run([sys.executable, '-c', ACCURACY_CONFIGS.format(sample=str(SAMPLE))],
+                          cwd=REPO / 'bench', capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out['ours'] == dict(
+        assigner='YOLOv5Assigner', aux=dict(type='KptScaledL1Loss', loss_weight=0.1),
+        types=['KptLoadImage', 'KptMosaic', 'KptRandomAffine', 'KptHSVRandomAug',
+               'KptRandomFlip', 'KptFilterAnnotations', 'GenerateTarget', 'PackPoseInputs'],
+        affine=[[0.1, 0.5]], shrink='area')
+    assert out['p5']['assigner'] == 'YOLOv7OTAAssigner' and out['p5']['aux'] is None
+    assert out['p5']['types'][1:4] == ['RandomChoice', 'KptRandomAffine', 'KptMixUp']
+    assert out['p5']['shrink'] == 'linear' and [0.2, 0.9] in out['p5']['affine']
+    # the original pose branch's recipe: p5's losses, YOLOv5 assignment, hyp.pose augmentation
+    assert out['orig'] == dict(out['ours'], aux=None)
+    assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
+    assert out['close'] == [3]  # tiger_kpt_tiny closes mosaic for 10 of 100 epochs: 3 of 30
+    assert out['peer'] == dict(
+        k=12, init=False, sizes=[192, 384], codec=[256, 256],  # (320, 640) x 256/416
+        sched=[['QuadraticWarmupLR', 0, 1], ['CosineAnnealingLR', 1, 28],
+               ['ConstantLR', 28, 30]],
+        switch=[2], dataset='YOLOKptDataset',
+        oks=dict(type='PoseOKS', metainfo=str(REPO / 'configs/_base_/datasets/tiger.py')))
+
+
+@pytest.mark.slow
+def test_accuracy_bench_trains_scores_and_plots(tmp_path):
+    """Two epochs of ours and of YOLOX-Pose-tiny on the bundled sample: both scored per epoch by
+    the same evaluator, summarised, plotted; --summarise-only re-reads the same runs."""
+    args = ['--data-root', SAMPLE, '--data-yaml', 'tiger.yaml', '--epochs', 2,
+            '--val-interval', 1, '--seeds', 0, '--models', 'ours', 'yoloxpose',
+            '--workers', 0, '--out-dir', tmp_path]
+    stdout = _run('accuracy.py', *args)
+    assert '| ours ' in stdout and '| yoloxpose ' in stdout
+    payload = json.loads((tmp_path / 'accuracy.json').read_text())
+    assert not payload['failed']
+    assert [(r['model'], [p['epoch'] for p in r['curve']]) for r in payload['runs']] == [
+        ('ours', [1, 2]), ('yoloxpose', [1, 2])]
+    gt = json.loads((tmp_path / 'val_ground_truth.json').read_text())
+    assert len(gt['images']) == 8  # the 8 bundled val frames, one ground truth for both
+    for row in payload['summary']:
+        assert row['epochs'] == 2 and row['seeds'] == [0]
+        assert 0 <= row['AP']['mean'] <= 1 and row['minutes']['mean'] > 0
+    assert (tmp_path / 'oks_ap_per_epoch.png').stat().st_size > 1000
+    again = _run('accuracy.py', *args, '--summarise-only')
+    assert json.loads((tmp_path / 'accuracy.json').read_text())['summary'][0]['AP'] == \
+        payload['summary'][0]['AP']
+    assert '| ours ' in again
