@@ -23,6 +23,7 @@ MODELS = {
     'SPPCSPCBlock': dict(in_channels=16, out_channels=8),
     'SPPCSPCTinyBlock': dict(in_channels=16, out_channels=8),
     'TransformerEncoderBlock': dict(channels=16, num_heads=2),
+    'KptScaledL1Loss': dict(),
     'YOLOBCEWithLogitsLoss': dict(),
     'YOLOCIoULoss': dict(),
     'YOLOFocalLoss': dict(),
