@@ -36,7 +36,8 @@ model = dict(
         type='YOLOv7Head',
         head_module=dict(
             type='YOLOv7HeadModule', num_classes=num_classes, in_channels=[256, 512, 1024],
-            featmap_strides=[8, 16, 32], img_size=img_scale[0]),
+            featmap_strides=[8, 16, 32]),
+        img_size=img_scale[0],
         anchors=anchors,
         assigner=dict(type='YOLOv7OTAAssigner'),
         loss_bbox=dict(type='YOLOCIoULoss', loss_weight=0.05),

@@ -45,7 +45,8 @@ model = dict(
         head_module=dict(
             type='YOLOv7HeadModule', num_classes=num_classes, in_channels=[256, 512, 1024],
             num_keypoints=num_keypoints, kpt_dim=kpt_dim, kpt_head='conv',
-            featmap_strides=[8, 16, 32], img_size=img_scale[0]),
+            featmap_strides=[8, 16, 32]),
+        img_size=img_scale[0],
         anchors=anchors,
         # YOLOv5's assignment (YOLO-Pose's ComputeLoss): every anchor within 4x of the box, at
         # its cell and the two nearest neighbours -- 4-6x the positives of OTA, so 4-6x the

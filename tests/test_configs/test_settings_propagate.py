@@ -182,7 +182,7 @@ def _check_img_scale(cfg, value):
     for mixup in (t for t in _walk(cfg.train_dataloader.dataset.pipeline)
                   if t.get('type') == 'KptMixUp'):
         assert any(t.get('type') == 'KptMosaic' for t in _walk(mixup['pre_transform']))
-    assert _head(cfg).head_module.img_size == value[0]
+    assert _head(cfg).img_size == value[0]
 
 
 def _check_epochs(cfg):
@@ -348,7 +348,7 @@ def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
     assert {'KptLoadImage', 'KptMosaic'} <= kinds
     assert all(tuple(size) == (320, 192) for _, size in sizes), sizes
     head = runner.model.head
-    assert head.head_module.img_size == 320
+    assert head.img_size == head.head_module.img_size == 320  # loss scaling, objectness prior
     torch.testing.assert_close(head.anchors, torch.tensor(edits['anchors'], dtype=torch.float32))
     close = next(h for h in runner.hooks if type(h).__name__ == 'CloseMosaicHook')
     assert close.num_last_epochs == 7

@@ -162,7 +162,7 @@ def _config(tmp_path) -> Path:
     config.write_text(
         "default_scope = 'mmpose'\n"
         "custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)\n"
-        "model = dict(head=dict(head_module=dict(img_size=256), anchors=[[(12, 16)], [(36, 75)],"
+        "model = dict(head=dict(img_size=256, anchors=[[(12, 16)], [(36, 75)],"
         " [(142, 110)]]))\n"
         f"train_dataloader = dict(dataset=dict(type='YOLOKptDataset', data_root='{root}', "
         "data_yaml='data.yaml', pipeline=[]))\n")
@@ -177,7 +177,7 @@ def test_check_anchors_tool(tmp_path, monkeypatch, capsys):
                         'train_dataloader.dataset.use_cache=False'])
     cfg = Config.fromfile(str(config))
     head = tool.head_config(cfg)
-    assert result['img_size'] == head['head_module'].get('img_size', 640)
+    assert result['img_size'] == head.get('img_size', 640) == 256
     # BPR of the config's anchors, recomputed here from the dataset's own infos
     dataset_cfg = tool._without_pipeline(cfg['train_dataloader']['dataset'])
     dataset_cfg['use_cache'] = False

@@ -25,7 +25,7 @@ from mmengine.visualization import Visualizer
 from mmpose.visualization import PoseLocalVisualizer
 
 from turtle_plugin.apis import init_model
-from turtle_plugin.models.heads import YOLOv7Head
+from turtle_plugin.models.heads import YOLOv7HeadCore
 
 REPO = Path(__file__).resolve().parents[2]
 KPT_CFG = str(REPO / 'configs' / 'tiger_kpt_tiny.py')
@@ -100,7 +100,8 @@ def _input_pixels(points):
 
 
 def _fixed_predict_by_feat(self, det_maps, kpt_maps, cfg=None):
-    """Stands in for ``YOLOv7Head.predict_by_feat``: the same two instances on every image."""
+    """Stands in for ``YOLOv7HeadCore.predict_by_feat`` (both heads' decoding): the same two
+    instances on every image."""
     instances = []
     for _ in range(det_maps[0].shape[0]):
         boxes = _input_pixels([CONFIDENT_BOX[:2], CONFIDENT_BOX[2:], FAINT_BOX[:2], FAINT_BOX[2:]])
@@ -116,7 +117,7 @@ def _fixed_predict_by_feat(self, det_maps, kpt_maps, cfg=None):
 
 @pytest.fixture
 def fixed_predictions(monkeypatch):
-    monkeypatch.setattr(YOLOv7Head, 'predict_by_feat', _fixed_predict_by_feat)
+    monkeypatch.setattr(YOLOv7HeadCore, 'predict_by_feat', _fixed_predict_by_feat)
 
 
 def _checkpoint(tmp_path_factory, config):
