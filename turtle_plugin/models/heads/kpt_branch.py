@@ -22,6 +22,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from turtle_plugin.datasets.metainfo import default_pose_metainfo, load_pose_metainfo
 from turtle_plugin.registry import MODELS
 from .utils import floating, gather_candidates, grid_cells
 
@@ -45,8 +46,11 @@ class KptBranch(nn.Module):
             gradient does not vanish far from the target as ``1 - OKS``'s does. ``None`` (the
             original YOLO-Pose): no such term.
         kpt_sigmas (Sequence[float] | dict, optional): per-keypoint OKS sigmas, or the dataset's
-            metainfo (``dict(from_file='configs/_base_/datasets/turtle.py')``) to take its
-            ``sigmas`` from. ``None`` uses ``1 / K`` for every keypoint (Ultralytics' fallback)
+            metainfo (``dict(from_file='configs/_base_/datasets/turtle.py')``, or
+            ``dict(from_file=<data yaml>)`` for a dataset without a metainfo file) to take its
+            ``sigmas`` from, as the datasets read it
+            (:func:`~turtle_plugin.datasets.load_pose_metainfo`). ``None`` uses ``1 / K`` for
+            every keypoint (Ultralytics' fallback, that of a metainfo derived from a data yaml)
             and warns.
     """
 
@@ -74,9 +78,8 @@ class KptBranch(nn.Module):
         num_keypoints = self.num_keypoints
         if isinstance(kpt_sigmas, dict):
             # a dataset metainfo (``dict(from_file=...)`` or a full dataset_info): its sigmas
-            from mmpose.datasets.datasets.utils import parse_pose_metainfo
             source = kpt_sigmas.get('from_file', 'the metainfo dict')
-            kpt_sigmas = parse_pose_metainfo(dict(kpt_sigmas))['sigmas']
+            kpt_sigmas = load_pose_metainfo(kpt_sigmas)['sigmas']
             if len(kpt_sigmas) != num_keypoints:
                 raise ValueError(f'the metainfo {source} has {len(kpt_sigmas)} keypoints but the '
                                  f'head predicts {num_keypoints}')
@@ -85,7 +88,7 @@ class KptBranch(nn.Module):
                 f'no kpt_sigmas given, the OKS loss uses 1/K = {1 / num_keypoints:.3f} for all '
                 f"{num_keypoints} keypoints. Pass the dataset metainfo's `sigmas` as "
                 f'`kpt_sigmas`.', UserWarning)
-            return torch.full((num_keypoints, ), 1.0 / num_keypoints)
+            kpt_sigmas = default_pose_metainfo(num_keypoints)['sigmas']
         sigmas = torch.as_tensor(kpt_sigmas, dtype=torch.float32).flatten()
         if sigmas.numel() != num_keypoints:
             raise ValueError(f'kpt_sigmas has {sigmas.numel()} entries but the head predicts '
