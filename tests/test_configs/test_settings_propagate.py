@@ -145,7 +145,7 @@ def _head(cfg):
 
 
 def _hook(cfg, hook_type):
-    hooks = [h for h in cfg.custom_hooks if h.type == hook_type]
+    hooks = [h for h in [*cfg.custom_hooks, *cfg.default_hooks.values()] if h.type == hook_type]
     assert len(hooks) == 1, hook_type
     return hooks[0]
 
@@ -325,8 +325,9 @@ def _transforms(transform):
 
 
 def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
-    """The README's default config with its settings edited where they are set (img_scale,
-    base_lr and anchors in turtle_kpt.py's band, the rest in its own): the Runner built from it
+    """The README's default config with its settings edited where they are set (img_scale and
+    anchors in turtle_kpt.py's band, base_lr in its schedule's, the rest in its own): the Runner
+    built from it
     -- train loop, dataloader, the pipeline's transform objects, model head, CloseMosaicHook,
     optimizer after YOLOv7ParamSchedulerHook -- carries the new values."""
     edits = {name: NEW_VALUES[name][0] for name in (

@@ -44,11 +44,9 @@ def _cfg(work_dir, kill_after=None, resume=False):
         loader.persistent_workers = False
         loader.pin_memory = False
         loader.dataset.indices = num
-    for hook in cfg.custom_hooks:
-        if hook.type == 'YOLOv7ParamSchedulerHook':
-            hook.min_warmup_iters = 0
-        if hook.type == 'CloseMosaicHook':
-            hook.num_last_epochs = 1  # the last epoch switches pipeline: resume must honour it
+    cfg.default_hooks.param_scheduler.min_warmup_iters = 0
+    # the last epoch switches pipeline: resume must honour it
+    cfg.default_hooks.close_mosaic.num_last_epochs = 1
     cfg.default_hooks.checkpoint.interval = 1
     cfg.default_hooks.checkpoint.save_best = None
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
