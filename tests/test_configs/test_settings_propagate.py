@@ -24,7 +24,8 @@ from mmengine.registry import DefaultScope
 from turtle_plugin.registry import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p.name for p in (REPO / 'configs').glob('*.py'))
+CONFIGS = sorted(str(p.relative_to(REPO / 'configs')) for p in [
+    *(REPO / 'configs').glob('*.py'), *(REPO / 'configs').glob('examples/*.py')])
 BAND_START = re.compile(r'^# -+ frequently modified$')
 BAND_END = re.compile(r'^# -+$')
 
