@@ -15,6 +15,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
+from conftest import few_iterations
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
 TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'
@@ -80,20 +82,10 @@ def turtle_shaped_data(tmp_path_factory):
 def _few_iterations(cfg, work_dir, data_root):
     """Shrink a recipe to 2 training iterations of 2 images and one evaluation on 2 images."""
     cfg.work_dir = str(work_dir)
-    cfg.train_cfg.max_epochs = 1
-    cfg.train_cfg.val_interval = 1
-    cfg.train_cfg.dynamic_intervals = None
-    for loader, num in (('train_dataloader', 4), ('val_dataloader', 2), ('test_dataloader', 2)):
-        cfg[loader].batch_size = 2
-        cfg[loader].num_workers = 0
-        cfg[loader].persistent_workers = False
-        cfg[loader].pin_memory = False
-        cfg[loader].dataset.indices = num
+    cfg.merge_from_dict(few_iterations(train_images=4, batch_size=2, val_images=2))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if data_root is not None:
             cfg[loader].dataset.data_root = str(data_root)
-    cfg.default_hooks.param_scheduler.min_warmup_iters = 0
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint.save_best = None
     return cfg
 
 

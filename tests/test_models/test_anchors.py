@@ -1,6 +1,5 @@
 """Anchor fit (BPR), k-means anchor estimation, box sizes of a dataset, and the
 tools/analysis/check_anchors.py tool."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ from mmpose.registry import DATASETS
 import turtle_plugin  # noqa: F401
 from turtle_plugin.models.task_modules import (anchor_ratio_metric, anchors_to_levels,
                                                check_anchor_fit, gt_box_sizes, kmeans_anchors)
+
+from conftest import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 TIGER_CONFIG = REPO / 'configs' / 'tiger_kpt_tiny.py'
@@ -135,14 +136,6 @@ def test_gt_box_sizes_scale_the_long_side():
 
 
 # ---------------------------------------------------------------------------- the tool
-def _load_tool():
-    path = REPO / 'tools' / 'analysis' / 'check_anchors.py'
-    spec = importlib.util.spec_from_file_location('check_anchors', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _config(tmp_path) -> Path:
     """The bundled tiger config when it exists, else an equivalent one on a made-up set."""
     if TIGER_CONFIG.exists():
@@ -172,7 +165,7 @@ def _config(tmp_path) -> Path:
 def test_check_anchors_tool(tmp_path, monkeypatch, capsys):
     config = _config(tmp_path)
     monkeypatch.chdir(REPO)  # the bundled config's data_root is relative to the repository
-    tool = _load_tool()
+    tool = load_tool('analysis/check_anchors.py')
     result = tool.main([str(config), '--kmeans', '--gen', '50', '--cfg-options',
                         'train_dataloader.dataset.use_cache=False'])
     cfg = Config.fromfile(str(config))
