@@ -64,9 +64,8 @@ HEADERS = ['model', 'seeds', 'epochs', 'OKS AP', 'AP50', 'AP75', 'box mAP', 'px 
 # ----------------------------------------------------------------------------- study variants
 def _pipelines(cfg) -> List[list]:
     """Every training pipeline of a config: the main one and CloseMosaicHook's stage 2."""
-    pipes = [cfg.train_dataloader.dataset.pipeline]
-    pipes += [h['new_train_pipeline'] for h in cfg.custom_hooks if 'new_train_pipeline' in h]
-    return pipes
+    return [cfg.train_dataloader.dataset.pipeline,
+            cfg.default_hooks.close_mosaic.new_train_pipeline]
 
 
 def _affine(cfg, **values) -> None:
@@ -113,9 +112,7 @@ def _p5(cfg) -> None:
                          f'trains at {tuple(cfg.img_scale)}')
     _set_head(cfg, assigner=p5.model.head.assigner, loss_kpt_aux=None)
     cfg.train_dataloader.dataset.pipeline = p5.train_dataloader.dataset.pipeline
-    for hook in cfg.custom_hooks:
-        if hook['type'] == 'CloseMosaicHook':
-            hook['new_train_pipeline'] = p5.train_pipeline_stage2
+    cfg.default_hooks.close_mosaic.new_train_pipeline = p5.train_pipeline_stage2
     for loader in ('val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.pipeline = p5.val_dataloader.dataset.pipeline
 
@@ -213,9 +210,9 @@ def ours_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
         cfg[loader].persistent_workers = args.workers > 0
     cfg.train_dataloader.batch_size = args.batch
     cfg.optim_wrapper.paramwise_cfg.batch_size_per_gpu = args.batch
-    close = next(h for h in cfg.custom_hooks if h['type'] == 'CloseMosaicHook')
-    close['num_last_epochs'] = max(1, round(close['num_last_epochs'] * args.epochs
-                                            / cfg.train_cfg.max_epochs))
+    close = cfg.default_hooks.close_mosaic
+    close.num_last_epochs = max(1, round(close.num_last_epochs * args.epochs
+                                         / cfg.train_cfg.max_epochs))
     cfg.train_cfg.update(max_epochs=args.epochs, val_interval=args.val_interval,
                          dynamic_intervals=None)
     cfg.val_evaluator = cfg.test_evaluator = _evaluator(gt_file)

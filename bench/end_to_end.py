@@ -94,7 +94,7 @@ def build_cfg(args, work_dir: str):
     cfg.train_cfg.pop('dynamic_intervals', None)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
-    cfg.custom_hooks = [h for h in cfg.custom_hooks if h.type != 'CloseMosaicHook']
+    cfg.default_hooks.pop('close_mosaic')
     cfg.env_cfg.cudnn_benchmark = True
     return cfg
 

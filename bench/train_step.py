@@ -206,7 +206,7 @@ def build_ours(task: str, arch: str, assigner: str, num_keypoints: int, device: 
         head.head_module.num_keypoints = num_keypoints
         head.kpt_sigmas = coco['sigmas'].tolist()
     img_size = data['images'].shape[-1]
-    head.head_module.img_size = img_size
+    head.img_size = img_size
     scope = 'mmdet' if task == 'det' else 'mmpose'
     with DefaultScope.overwrite_default_scope(scope):
         from mmengine.registry import MODELS

@@ -34,19 +34,9 @@ test_dataloader = val_dataloader
 train_cfg = dict(
     max_epochs=max_epochs, val_interval=val_interval,
     dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
-custom_hooks = [
-    # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)
-    dict(type='AutoAnchorHook'),
-    # seed each epoch from (seed, epoch, rank), so --resume continues exactly
-    dict(type='EpochSeedHook'),
-    # a 16-image set has 2 iterations per epoch: warm up for 3 epochs, not the original's 1000 its
-    dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.01,
-         warmup_epochs=3, min_warmup_iters=0, warmup_bias_lr=0.1, warmup_momentum=0.8),
-    dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.0001, gamma=2000,
-         update_buffers=True, priority=49),
-    dict(type='CloseMosaicHook', num_last_epochs=close_mosaic_epochs,
-         new_train_pipeline={{_base_.train_pipeline_stage2}}),
-]
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=val_interval))
+    checkpoint=dict(interval=val_interval),
+    # a 16-image set has 2 iterations per epoch: warm up for 3 epochs, not the original's 1000 its
+    param_scheduler=dict(min_warmup_iters=0),
+    close_mosaic=dict(num_last_epochs=close_mosaic_epochs))

@@ -25,9 +25,5 @@ test_dataloader = val_dataloader
 
 # validate every val_interval epochs to the end (a validation costs about 10 s on 2 cores)
 train_cfg = dict(max_epochs=max_epochs, val_interval=val_interval, dynamic_intervals=None)
-default_hooks = dict(checkpoint=dict(interval=val_interval))
-# tiger_kpt_tiny.py's hooks, with this config's close_mosaic_epochs
-custom_hooks = [
-    dict(hook, num_last_epochs=close_mosaic_epochs) if hook.type == 'CloseMosaicHook' else hook
-    for hook in _base_.custom_hooks
-]
+default_hooks = dict(
+    checkpoint=dict(interval=val_interval), close_mosaic=dict(num_last_epochs=close_mosaic_epochs))

@@ -1,10 +1,12 @@
 # YOLOv7-l detector for sea turtles (1 class, 256x256), MMDetection scope: the same backbone,
-# neck and head code as turtle_kpt.py without the keypoint branch. Full hyp.scratch.p5 recipe;
+# neck and head code as turtle_kpt.py without the keypoint branch. Full hyp.scratch.p5 recipe:
+# the schedule and the runtime are its bases' (_base_/schedules/yolov7_p5.py,
+# _base_/default_runtime.py), this file holds the model, the data and the evaluation;
 # turtle_det_tiny.py and turtle_det_x.py inherit it.
 #
 #   python tools/train.py configs/turtle_det.py
+_base_ = './_base_/schedules/yolov7_p5.py'
 default_scope = 'mmdet'
-custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)
 
 # ----------------------------------------------------------------- frequently modified
 data_root = 'data/turtle/'  # the folder of the data yaml (YOLOv7 layout)
@@ -17,10 +19,6 @@ num_workers = 4
 # decoded training images kept per worker process, MiB (0: off). For sets that fit in memory:
 # a GPU run is limited by JPEG decoding (BENCHMARKS.md); ~0.2 MiB per image at 256.
 image_cache_mb = 0
-max_epochs = 300
-close_mosaic_epochs = 15
-val_interval = 10
-base_lr = 0.01
 anchors = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
            [(142, 110), (192, 243), (459, 401)]]
 # ------------------------------------------------------------------------------------
@@ -36,7 +34,8 @@ model = dict(
         type='YOLOv7Head',
         head_module=dict(
             type='YOLOv7HeadModule', num_classes=num_classes, in_channels=[256, 512, 1024],
-            featmap_strides=[8, 16, 32], img_size=img_scale[0]),
+            featmap_strides=[8, 16, 32]),
+        img_size=img_scale[0],
         anchors=anchors,
         assigner=dict(type='YOLOv7OTAAssigner'),
         loss_bbox=dict(type='YOLOCIoULoss', loss_weight=0.05),
@@ -116,54 +115,12 @@ test_dataloader = val_dataloader
 val_evaluator = [dict(type='CocoMetric', metric='bbox'), dict(type='BoxPRMetric')]
 test_evaluator = val_evaluator
 
-# ------------------------------------------------------------------ schedule (see turtle_kpt.py)
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=val_interval,
-    dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    constructor='YOLOv7OptimWrapperConstructor',
-    optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, nesterov=True, weight_decay=5e-4),
-    # weight_decay x (train_dataloader.batch_size x GPUs) / 64, set at train start
-    paramwise_cfg=dict(base_total_batch_size=64))
-param_scheduler = None
-custom_hooks = [
-    # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)
-    dict(type='AutoAnchorHook'),
-    # seed each epoch from (seed, epoch, rank), so --resume continues exactly
-    dict(type='EpochSeedHook'),
-    dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.1,
-         warmup_epochs=3, min_warmup_iters=1000, warmup_bias_lr=0.1, warmup_momentum=0.8),
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, gamma=2000,
-         update_buffers=True, priority=49),
-    dict(type='CloseMosaicHook', num_last_epochs=close_mosaic_epochs,
-         new_train_pipeline=train_pipeline_stage2),
-]
-
-# ------------------------------------------------------------------ runtime
+# ------------------------------------------------------------------ the task's hooks, logs
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=val_interval, max_keep_ckpts=3,
-                    save_best='coco/bbox_mAP', rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # progress bars for training epochs, validation and testing, on a terminal only
-    progress=dict(type='ProgressBarHook'),
+    # the last close_mosaic_epochs (the schedule's): YOLOv7's non-mosaic training path
+    close_mosaic=dict(new_train_pipeline=train_pipeline_stage2),
+    checkpoint=dict(save_best='coco/bbox_mAP'),
     # drawings: tools/test.py --show-dir DIR, or draw=True (first image of every interval-th
     # validation batch to vis_data/vis_image)
     visualization=dict(type='DetVisualizationHook', draw=False, interval=50, score_thr=0.3))
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-# tools/train.py --tensorboard appends dict(type='TensorboardVisBackend')
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0)
+visualizer = dict(type='DetLocalVisualizer')

@@ -5,10 +5,14 @@
 # hyp.scratch.p5 + OTA recipe stays reproducible as turtle_kpt_p5.py.
 # Variants (turtle_kpt_tiny.py, turtle_kpt_x.py, tiger_kpt_tiny.py) inherit it with _base_.
 #
+# The schedule and the runtime are its bases' (_base_/schedules/yolov7_p5.py: epochs, lr, the
+# training hooks; _base_/default_runtime.py): this file holds the model, the data and the
+# evaluation.
+#
 #   python tools/train.py configs/turtle_kpt.py
 #   bash tools/dist_train.sh configs/turtle_kpt.py 4
+_base_ = './_base_/schedules/yolov7_p5.py'
 default_scope = 'mmpose'
-custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)
 
 # ----------------------------------------------------------------- frequently modified
 data_root = 'data/turtle/'  # the folder of the data yaml (YOLOv7 layout)
@@ -23,10 +27,6 @@ num_workers = 4
 # decoded training images kept per worker process, MiB (0: off). For sets that fit in memory:
 # a GPU run is limited by JPEG decoding (BENCHMARKS.md); ~0.2 MiB per image at 256.
 image_cache_mb = 0
-max_epochs = 300
-close_mosaic_epochs = 15  # train the last epochs without mosaic / mixup
-val_interval = 10
-base_lr = 0.01
 # YOLOv7's P5 anchors (w, h in pixels). They were fitted to COCO at 640: check them on your
 # data with `python tools/analysis/check_anchors.py configs/turtle_kpt.py --kmeans`.
 anchors = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
@@ -45,7 +45,8 @@ model = dict(
         head_module=dict(
             type='YOLOv7HeadModule', num_classes=num_classes, in_channels=[256, 512, 1024],
             num_keypoints=num_keypoints, kpt_dim=kpt_dim, kpt_head='conv',
-            featmap_strides=[8, 16, 32], img_size=img_scale[0]),
+            featmap_strides=[8, 16, 32]),
+        img_size=img_scale[0],
         anchors=anchors,
         # YOLOv5's assignment (YOLO-Pose's ComputeLoss): every anchor within 4x of the box, at
         # its cell and the two nearest neighbours -- 4-6x the positives of OTA, so 4-6x the
@@ -85,7 +86,7 @@ train_pipeline = [
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
 ]
-# the last close_mosaic_epochs (CloseMosaicHook): YOLOv7's non-mosaic training path
+# the last close_mosaic_epochs (default_hooks.close_mosaic): YOLOv7's non-mosaic training path
 train_pipeline_stage2 = [
     train_load,
     dict(type='KptLetterResize', scale=img_scale, pad_val=114., allow_scale_up=True),
@@ -133,63 +134,13 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='KptBoxCocoMetric', score_mode='bbox', nms_mode='none')
 test_evaluator = val_evaluator
 
-# ------------------------------------------------------------------ schedule
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=val_interval,
-    dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-# SGD, nesterov, weight decay on conv weights only, scaled to the nominal batch of 64 as YOLOv7,
-# no gradient clipping (as YOLOv7; clipping would also cost a host sync per step).
-# (YOLOv7 accumulates gradients up to 64 images; MMEngine's accumulation averages instead of
-# summing, so the plugin steps every batch with the weight decay scaled by batch / 64.)
-# The batch is the train dataloader's, read at train start (YOLOv7ParamSchedulerHook): total
-# batch = train_dataloader.batch_size x GPUs, so weight_decay here is the decay at 64 images.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    constructor='YOLOv7OptimWrapperConstructor',
-    optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, nesterov=True, weight_decay=5e-4),
-    paramwise_cfg=dict(base_total_batch_size=64))
-param_scheduler = None  # YOLOv7ParamSchedulerHook: warm-up, then cosine to lrf=0.1
-
-custom_hooks = [
-    # as YOLOv7's train.py: refit the anchors by k-means when they fit the data badly (BPR < 0.98)
-    dict(type='AutoAnchorHook'),
-    # seed each epoch from (seed, epoch, rank), so --resume continues exactly
-    dict(type='EpochSeedHook'),
-    dict(type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.1,
-         warmup_epochs=3, min_warmup_iters=1000, warmup_bias_lr=0.1, warmup_momentum=0.8),
-    # YOLOv5/v7 ModelEMA: decay 0.9999 * (1 - exp(-updates / 2000)); evaluation uses the EMA
-    dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.0001, gamma=2000,
-         update_buffers=True, priority=49),
-    dict(type='CloseMosaicHook', num_last_epochs=close_mosaic_epochs,
-         new_train_pipeline=train_pipeline_stage2),
-]
-
-# ------------------------------------------------------------------ runtime
+# ------------------------------------------------------------------ the task's hooks, logs
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=val_interval, max_keep_ckpts=3,
-                    save_best='coco/AP', rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # progress bars for training epochs, validation and testing, on a terminal only
-    progress=dict(type='ProgressBarHook'),
+    close_mosaic=dict(new_train_pipeline=train_pipeline_stage2),
+    checkpoint=dict(save_best='coco/AP'),
     # drawings: tools/test.py --show-dir DIR, or enable=True (first image of every interval-th
     # validation batch to vis_data/vis_image); instances scoring below score_thr are not drawn
     visualization=dict(type='KptVisualizationHook', enable=False, interval=50, score_thr=0.3))
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-# tools/train.py --tensorboard appends dict(type='TensorboardVisBackend')
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='PoseLocalVisualizer', vis_backends=vis_backends, name='visualizer',
-                  line_width=2)  # boxes and links; keypoint dots have radius 3
-log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True, num_digits=6)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0)
+# boxes and links 2 px wide; keypoint dots have radius 3
+visualizer = dict(type='PoseLocalVisualizer', line_width=2)
+log_processor = dict(num_digits=6)

@@ -35,7 +35,4 @@ model = dict(head=dict(assigner=dict(type='YOLOv7OTAAssigner'), loss_kpt_aux=Non
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
-custom_hooks = [
-    dict(hook, new_train_pipeline=train_pipeline_stage2) if hook.type == 'CloseMosaicHook'
-    else hook for hook in _base_.custom_hooks
-]
+default_hooks = dict(close_mosaic=dict(new_train_pipeline=train_pipeline_stage2))

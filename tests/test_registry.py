@@ -23,6 +23,7 @@ MODELS = {
     'SPPCSPCBlock': dict(in_channels=16, out_channels=8),
     'SPPCSPCTinyBlock': dict(in_channels=16, out_channels=8),
     'TransformerEncoderBlock': dict(channels=16, num_heads=2),
+    'KptScaledL1Loss': dict(),
     'YOLOBCEWithLogitsLoss': dict(),
     'YOLOCIoULoss': dict(),
     'YOLOFocalLoss': dict(),
@@ -30,10 +31,10 @@ MODELS = {
     'YOLOv7Backbone': dict(arch='tiny'),
     'YOLOv7PAFPN': dict(arch='tiny'),
     'YOLOv7HeadModule': dict(num_classes=1, in_channels=[8, 16, 32], num_keypoints=6),
-    'YOLOv7Head': dict(head_module=HEAD_MODULE),
 }
 SCOPED_MODELS = {
-    'mmdet': {'YOLOv7Detector': dict(
+    'mmdet': {'YOLOv7Head': dict(head_module=HEAD_MODULE),
+              'YOLOv7Detector': dict(
         backbone=dict(type='YOLOv7Backbone', arch='tiny'),
         neck=dict(type='YOLOv7PAFPN', arch='tiny'),
         bbox_head=dict(type='YOLOv7Head',

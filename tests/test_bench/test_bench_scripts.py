@@ -13,8 +13,10 @@ SAMPLE = REPO / 'data' / 'tiger_sample'
 
 
 def _run(script, *args):
+    # this checkout's turtle_plugin, not whichever one the interpreter has installed
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, str(REPO / 'bench' / script), *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -58,7 +60,8 @@ print('ok')
 def test_train_step_batch_is_consistent():
     """Boxes inside the image and at least 8 % of it, keypoints inside their boxes, seeded."""
     proc = subprocess.run([sys.executable, '-c', CHECK_BATCH], cwd=REPO / 'bench',
-                          capture_output=True, text=True, timeout=120)
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=120)
     assert proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
 
 

@@ -15,6 +15,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
+from conftest import few_iterations
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'configs'
 TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'
@@ -31,6 +33,8 @@ EXPECTED_PARAMS = {
     'turtle_kpt_x.py': DET['x'] + 36 * (HEAD_IN['x'] + 3),
     'tiger_kpt_tiny.py': DET['tiny'] + 72 * (HEAD_IN['tiny'] + 3),
     'tiger_kpt_tiny_full.py': DET['tiny'] + 72 * (HEAD_IN['tiny'] + 3),
+    # your own data: turtle_kpt.py's model with the bundled tiger sample's 12 keypoints
+    'examples/own_data_kpt.py': DET['l'] + 72 * (HEAD_IN['l'] + 3),
 }
 
 
@@ -45,7 +49,8 @@ def _build_model(cfg):
 
 
 def test_every_config_is_listed():
-    assert sorted(p.name for p in CONFIGS.glob('*.py')) == sorted(EXPECTED_PARAMS)
+    found = [*CONFIGS.glob('*.py'), *CONFIGS.glob('examples/*.py')]
+    assert sorted(str(p.relative_to(CONFIGS)) for p in found) == sorted(EXPECTED_PARAMS)
 
 
 @pytest.mark.parametrize('name', sorted(EXPECTED_PARAMS))
@@ -77,22 +82,10 @@ def turtle_shaped_data(tmp_path_factory):
 def _few_iterations(cfg, work_dir, data_root):
     """Shrink a recipe to 2 training iterations of 2 images and one evaluation on 2 images."""
     cfg.work_dir = str(work_dir)
-    cfg.train_cfg.max_epochs = 1
-    cfg.train_cfg.val_interval = 1
-    cfg.train_cfg.dynamic_intervals = None
-    for loader, num in (('train_dataloader', 4), ('val_dataloader', 2), ('test_dataloader', 2)):
-        cfg[loader].batch_size = 2
-        cfg[loader].num_workers = 0
-        cfg[loader].persistent_workers = False
-        cfg[loader].pin_memory = False
-        cfg[loader].dataset.indices = num
+    cfg.merge_from_dict(few_iterations(train_images=4, batch_size=2, val_images=2))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if data_root is not None:
             cfg[loader].dataset.data_root = str(data_root)
-    for hook in cfg.custom_hooks:
-        if hook.type == 'YOLOv7ParamSchedulerHook':
-            hook.min_warmup_iters = 0
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint.save_best = None
     return cfg
 
 
@@ -101,8 +94,8 @@ def _few_iterations(cfg, work_dir, data_root):
 def test_config_trains_and_evaluates_on_real_data(name, tmp_path, turtle_shaped_data):
     cfg = Config.fromfile(CONFIGS / name)
     # the bundled sample has tiger_kpt_tiny_full.py's layout (train/ and val/ folders) too
-    data_root = {'tiger_kpt_tiny.py': None, 'tiger_kpt_tiny_full.py': TIGER_SAMPLE}.get(
-        name, turtle_shaped_data)
+    data_root = {'tiger_kpt_tiny.py': None, 'tiger_kpt_tiny_full.py': TIGER_SAMPLE,
+                 'examples/own_data_kpt.py': None}.get(name, turtle_shaped_data)
     cfg = _few_iterations(cfg, tmp_path, data_root)
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -165,7 +158,7 @@ def _recipe(cfg):
     """The pieces in which the keypoint recipes differ."""
     pipe = cfg.train_dataloader.dataset.pipeline
     affine = next(s for s in pipe if s['type'] == 'KptRandomAffine')
-    stage2 = next(h for h in cfg.custom_hooks if h['type'] == 'CloseMosaicHook')
+    stage2 = cfg.default_hooks.close_mosaic
     affine2 = next(s for s in stage2['new_train_pipeline'] if s['type'] == 'KptRandomAffine')
     mix = [s['prob'] for s in pipe if s['type'] == 'KptMixUp']
     choice = [s['prob'] for s in pipe if s['type'] == 'RandomChoice']
@@ -179,7 +172,8 @@ def _recipe(cfg):
 
 
 @pytest.mark.parametrize('name', ['turtle_kpt.py', 'turtle_kpt_tiny.py', 'turtle_kpt_x.py',
-                                  'tiger_kpt_tiny.py', 'tiger_kpt_tiny_full.py'])
+                                  'tiger_kpt_tiny.py', 'tiger_kpt_tiny_full.py',
+                                  'examples/own_data_kpt.py'])
 def test_keypoint_configs_train_the_default_recipe(name):
     """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking."""
     assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
@@ -195,7 +189,69 @@ def test_p5_config_is_the_seed_recipe():
         assigner='YOLOv7OTAAssigner', aux=None, affine=(0.2, 0.9), affine2=(0.2, 0.9),
         mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear')
     default = Config.fromfile(CONFIGS / 'turtle_kpt.py')
-    for key in ('optim_wrapper', 'train_cfg', 'default_hooks', 'val_evaluator'):
+    for key in ('optim_wrapper', 'train_cfg', 'custom_hooks', 'val_evaluator'):
         assert p5[key] == default[key], key
+    # every hook the same but for the stage-2 pipeline (compared by _recipe above)
+    for cfg in (p5, default):
+        cfg.default_hooks.close_mosaic.pop('new_train_pipeline')
+    assert p5.default_hooks == default.default_hooks
     assert {k: v for k, v in p5.model.head.items() if k not in ('assigner', 'loss_kpt_aux')} \
         == {k: v for k, v in default.model.head.items() if k not in ('assigner', 'loss_kpt_aux')}
+
+
+# ----------------------------------------------------------------------------- your own data
+OWN_DATA = CONFIGS / 'examples' / 'own_data_kpt.py'
+OWN_DATA_SETTINGS = {'data_root', 'data_yaml', 'metainfo', 'num_keypoints'}
+
+
+def _data_free(cfg) -> dict:
+    """A keypoint config without what says where the data is and how many keypoints it has."""
+    cfg = cfg.to_dict()
+    for key in OWN_DATA_SETTINGS:
+        cfg.pop(key)
+    cfg['model']['head'].pop('kpt_sigmas')
+    cfg['model']['head']['head_module'].pop('num_keypoints')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for key in ('data_root', 'data_yaml', 'metainfo'):
+            cfg[loader]['dataset'].pop(key)
+    return cfg
+
+
+def test_own_data_is_one_short_config():
+    """The example sets the data root, the data yaml, the metainfo and the number of keypoints,
+    restates them where turtle_kpt.py used them, and takes every other value from it."""
+    import ast
+    tree = ast.parse(OWN_DATA.read_text())
+    assigned = [node.targets[0].id for node in tree.body if isinstance(node, ast.Assign)]
+    assert set(assigned) == {'_base_', *OWN_DATA_SETTINGS, 'model', 'train_dataloader',
+                             'val_dataloader', 'test_dataloader'}
+    code = [line for line in OWN_DATA.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith('#')]
+    assert len(code) <= 10, code
+    own = Config.fromfile(OWN_DATA)
+    assert _data_free(own) == _data_free(Config.fromfile(CONFIGS / 'turtle_kpt.py'))
+
+
+def test_own_data_metainfo_is_derived_once_for_everything(tmp_path, monkeypatch):
+    """No metainfo file: the data yaml's keypoints, named kpt_0 .., drive the training
+    transforms (flip indices), the head's OKS sigmas and the evaluation's, from one reading."""
+    monkeypatch.chdir(REPO)  # data_root is relative to the repository, as the README runs it
+    cfg = Config.fromfile(OWN_DATA)
+    cfg.work_dir = str(tmp_path)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].update(num_workers=0, persistent_workers=False)
+    with pytest.warns(UserWarning, match='tiger.yaml names no keypoints: they are kpt_0 .. '
+                      'kpt_11'):
+        runner = Runner.from_cfg(cfg)
+        meta = runner.train_dataloader.dataset.metainfo
+        evaluator = runner.build_val_loop(runner._val_loop).evaluator
+    assert [meta['keypoint_id2name'][k] for k in range(12)] == [f'kpt_{k}' for k in range(12)]
+    assert meta['flip_indices'] == list(range(12)) and meta['classes'] == ('tiger', )
+    np.testing.assert_allclose(meta['sigmas'], np.full(12, 1 / 12), rtol=1e-6)
+    sample = runner.train_dataloader.dataset.get_data_info(0)
+    assert sample['flip_indices'] == meta['flip_indices']  # what the flip transform reads
+    torch.testing.assert_close(runner.model.head.kpt_branch.kpt_sigmas,
+                               torch.as_tensor(meta['sigmas'], dtype=torch.float32))
+    np.testing.assert_array_equal(evaluator.metrics[0].dataset_meta['sigmas'], meta['sigmas'])
+    assert sum(p.numel() for p in runner.model.parameters()) == \
+        EXPECTED_PARAMS['examples/own_data_kpt.py']

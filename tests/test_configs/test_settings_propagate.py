@@ -24,7 +24,8 @@ from mmengine.registry import DefaultScope
 from turtle_plugin.registry import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p.name for p in (REPO / 'configs').glob('*.py'))
+CONFIGS = sorted(str(p.relative_to(REPO / 'configs')) for p in [
+    *(REPO / 'configs').glob('*.py'), *(REPO / 'configs').glob('examples/*.py')])
 BAND_START = re.compile(r'^# -+ frequently modified$')
 BAND_END = re.compile(r'^# -+$')
 
@@ -145,7 +146,7 @@ def _head(cfg):
 
 
 def _hook(cfg, hook_type):
-    hooks = [h for h in cfg.custom_hooks if h.type == hook_type]
+    hooks = [h for h in [*cfg.custom_hooks, *cfg.default_hooks.values()] if h.type == hook_type]
     assert len(hooks) == 1, hook_type
     return hooks[0]
 
@@ -182,7 +183,7 @@ def _check_img_scale(cfg, value):
     for mixup in (t for t in _walk(cfg.train_dataloader.dataset.pipeline)
                   if t.get('type') == 'KptMixUp'):
         assert any(t.get('type') == 'KptMosaic' for t in _walk(mixup['pre_transform']))
-    assert _head(cfg).head_module.img_size == value[0]
+    assert _head(cfg).img_size == value[0]
 
 
 def _check_epochs(cfg):
@@ -325,8 +326,9 @@ def _transforms(transform):
 
 
 def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
-    """The README's default config with its settings edited where they are set (img_scale,
-    base_lr and anchors in turtle_kpt.py's band, the rest in its own): the Runner built from it
+    """The README's default config with its settings edited where they are set (img_scale and
+    anchors in turtle_kpt.py's band, base_lr in its schedule's, the rest in its own): the Runner
+    built from it
     -- train loop, dataloader, the pipeline's transform objects, model head, CloseMosaicHook,
     optimizer after YOLOv7ParamSchedulerHook -- carries the new values."""
     edits = {name: NEW_VALUES[name][0] for name in (
@@ -348,7 +350,7 @@ def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
     assert {'KptLoadImage', 'KptMosaic'} <= kinds
     assert all(tuple(size) == (320, 192) for _, size in sizes), sizes
     head = runner.model.head
-    assert head.head_module.img_size == 320
+    assert head.img_size == head.head_module.img_size == 320  # loss scaling, objectness prior
     torch.testing.assert_close(head.anchors, torch.tensor(edits['anchors'], dtype=torch.float32))
     close = next(h for h in runner.hooks if type(h).__name__ == 'CloseMosaicHook')
     assert close.num_last_epochs == 7

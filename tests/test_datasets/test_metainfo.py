@@ -1,9 +1,12 @@
-"""The metainfo files parse with MMPose and give the flips, skeleton and sigmas intended."""
+"""The metainfo files parse with MMPose and give the flips, skeleton and sigmas intended; a data
+yaml without one gives the metainfo derived from it, the same for every reader."""
 import numpy as np
+import pytest
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
+from turtle_plugin.datasets import YOLOKptDataset, load_pose_metainfo
 from turtle_plugin.datasets.transforms.kpt_geometry import check_flip_indices
-from .helpers import TIGER_META, TURTLE_META
+from .helpers import TIGER_META, TURTLE_META, make_split, turtle_row
 
 
 def test_turtle_metainfo():
@@ -26,3 +29,52 @@ def test_tiger_metainfo():
     assert meta['keypoint_id2name'][11] == 'kpt_11'
     np.testing.assert_allclose(meta['sigmas'], np.full(12, 1 / 12), rtol=1e-6)
     assert all(0 <= a < 12 and 0 <= b < 12 for a, b in meta['skeleton_links'])
+
+
+# ---------------------------------------------------------------------------- no metainfo file
+YAML = 'train: train\nval: train\nnames: [seal, pup]\nkpt_shape: [4, 2]\nflip_idx: [1, 0, 2, 3]\n'
+
+
+def test_metainfo_derived_from_a_data_yaml(tmp_path):
+    """Names kpt_0.., the swaps of flip_idx, sigmas 1/K, classes from names; the warning says
+    how to name the keypoints."""
+    yaml_file = tmp_path / 'data.yaml'
+    yaml_file.write_text(YAML)
+    with pytest.warns(UserWarning, match=r'names no keypoints: they are kpt_0 \.\. kpt_3, '
+                      r'swapped on a flip as its flip_idx says, with OKS sigmas 1/K = 0\.250 '
+                      r'.*write a metainfo file like configs/_base_/datasets/turtle\.py'):
+        meta = load_pose_metainfo(dict(from_file=str(yaml_file)))
+    assert [meta['keypoint_id2name'][i] for i in range(4)] == ['kpt_0', 'kpt_1', 'kpt_2', 'kpt_3']
+    assert meta['flip_indices'] == [1, 0, 2, 3]
+    assert {tuple(sorted(p)) for p in meta['flip_pairs']} == {(0, 1)}
+    np.testing.assert_allclose(meta['sigmas'], [0.25] * 4)
+    assert meta['classes'] == ('seal', 'pup') and meta['skeleton_links'] == []
+    assert meta['metainfo_source'] == f'data yaml {yaml_file}'
+
+
+def test_one_derived_metainfo_for_dataset_head_and_api(tmp_path):
+    """A dataset given no metainfo, one given the yaml as its metainfo file, a head given the
+    yaml for its sigmas and the inference API all read the same derived metainfo."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from turtle_plugin.apis import metainfo_from_config
+    from turtle_plugin.models.heads import KptBranch
+    yaml_file = tmp_path / 'data.yaml'
+    yaml_file.write_text(YAML)
+    make_split(tmp_path, {'a': turtle_row(kpts=[(0.3, 0.5, 2), (0.7, 0.5, 2), (0.5, 0.4, 2),
+                                                 (0.5, 0.6, 2)]) + '\n'})
+    init_default_scope('mmpose')
+    with pytest.warns(UserWarning, match='names no keypoints'):
+        implicit = YOLOKptDataset(data_yaml=str(yaml_file)).metainfo
+        explicit = YOLOKptDataset(data_yaml=str(yaml_file),
+                                  metainfo=dict(from_file=str(yaml_file))).metainfo
+        branch = KptBranch(4, 2, 3, dict(type='YOLOPoseOKSLoss'), dict(type='YOLOPoseOKSLoss'),
+                           kpt_sigmas=dict(from_file=str(yaml_file)))
+        api = metainfo_from_config(Config(dict(test_dataloader=dict(dataset=dict(
+            data_root=str(tmp_path), data_yaml='data.yaml')))), num_classes=2)
+    for key in ('keypoint_id2name', 'flip_indices', 'flip_pairs', 'skeleton_links', 'classes'):
+        assert implicit[key] == explicit[key] == api[key], key
+    np.testing.assert_array_equal(implicit['sigmas'], explicit['sigmas'])
+    np.testing.assert_array_equal(implicit['sigmas'], api['sigmas'])
+    np.testing.assert_array_equal(branch.kpt_sigmas.numpy(), np.float32(implicit['sigmas']))

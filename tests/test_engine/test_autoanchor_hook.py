@@ -49,8 +49,8 @@ class AnchorNet(BaseModel):
         super().__init__()
         self.head = YOLOv7Head(
             head_module=dict(type='YOLOv7HeadModule', num_classes=1, in_channels=[2, 2, 2],
-                             num_anchors=1, img_size=IMG),
-            anchors=anchors, assigner=dict(type='YOLOv5Assigner', anchor_t=4.0))
+                             num_anchors=1),
+            img_size=IMG, anchors=anchors, assigner=dict(type='YOLOv5Assigner', anchor_t=4.0))
 
     def forward(self, inputs=None, data_samples=None, mode='tensor'):
         zero = sum(p.sum() for p in self.parameters()) * 0

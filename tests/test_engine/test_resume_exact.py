@@ -9,6 +9,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 
+from conftest import few_iterations
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -34,21 +36,10 @@ def _cfg(work_dir, kill_after=None, resume=False):
     cfg = Config.fromfile(REPO / 'configs' / 'tiger_kpt_tiny.py')
     cfg.work_dir = str(work_dir)
     cfg.resume = resume
-    cfg.train_cfg.max_epochs = 3
-    cfg.train_cfg.val_interval = 1  # validation between epochs must not shift the randomness
-    cfg.train_cfg.dynamic_intervals = None
-    for name, num in (('train_dataloader', 4), ('val_dataloader', 2)):
-        loader = cfg[name]
-        loader.batch_size = 2
-        loader.num_workers = 0
-        loader.persistent_workers = False
-        loader.pin_memory = False
-        loader.dataset.indices = num
-    for hook in cfg.custom_hooks:
-        if hook.type == 'YOLOv7ParamSchedulerHook':
-            hook.min_warmup_iters = 0
-        if hook.type == 'CloseMosaicHook':
-            hook.num_last_epochs = 1  # the last epoch switches pipeline: resume must honour it
+    # validating after every epoch: validation between epochs must not shift the randomness
+    cfg.merge_from_dict(few_iterations(train_images=4, batch_size=2, val_images=2, epochs=3))
+    # the last epoch switches pipeline: resume must honour it
+    cfg.default_hooks.close_mosaic.num_last_epochs = 1
     cfg.default_hooks.checkpoint.interval = 1
     cfg.default_hooks.checkpoint.save_best = None
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1

@@ -1,5 +1,4 @@
 """ChannelsLastHook, CompileModelHook and the matching tools/train.py switches."""
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +11,8 @@ from mmengine.runner import get_priority
 
 import turtle_plugin  # noqa: F401
 from turtle_plugin.engine.hooks import ChannelsLastHook, CompileModelHook
+
+from conftest import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,15 +102,8 @@ def test_hooks_unwrap_model_wrappers():
     assert model.backbone.stem[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def _train_tool():
-    spec = importlib.util.spec_from_file_location('train_tool', REPO / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _config(*flags):
-    tool = _train_tool()
+    tool = load_tool('train.py')
     return tool.build_config(tool.parse_args([str(REPO / 'configs' / 'tiger_kpt_tiny.py'), *flags]))
 
 

@@ -1,6 +1,5 @@
 """Anchor fit (BPR), k-means anchor estimation, box sizes of a dataset, and the
 tools/analysis/check_anchors.py tool."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ from mmpose.registry import DATASETS
 import turtle_plugin  # noqa: F401
 from turtle_plugin.models.task_modules import (anchor_ratio_metric, anchors_to_levels,
                                                check_anchor_fit, gt_box_sizes, kmeans_anchors)
+
+from conftest import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 TIGER_CONFIG = REPO / 'configs' / 'tiger_kpt_tiny.py'
@@ -135,14 +136,6 @@ def test_gt_box_sizes_scale_the_long_side():
 
 
 # ---------------------------------------------------------------------------- the tool
-def _load_tool():
-    path = REPO / 'tools' / 'analysis' / 'check_anchors.py'
-    spec = importlib.util.spec_from_file_location('check_anchors', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _config(tmp_path) -> Path:
     """The bundled tiger config when it exists, else an equivalent one on a made-up set."""
     if TIGER_CONFIG.exists():
@@ -162,7 +155,7 @@ def _config(tmp_path) -> Path:
     config.write_text(
         "default_scope = 'mmpose'\n"
         "custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)\n"
-        "model = dict(head=dict(head_module=dict(img_size=256), anchors=[[(12, 16)], [(36, 75)],"
+        "model = dict(head=dict(img_size=256, anchors=[[(12, 16)], [(36, 75)],"
         " [(142, 110)]]))\n"
         f"train_dataloader = dict(dataset=dict(type='YOLOKptDataset', data_root='{root}', "
         "data_yaml='data.yaml', pipeline=[]))\n")
@@ -172,12 +165,12 @@ def _config(tmp_path) -> Path:
 def test_check_anchors_tool(tmp_path, monkeypatch, capsys):
     config = _config(tmp_path)
     monkeypatch.chdir(REPO)  # the bundled config's data_root is relative to the repository
-    tool = _load_tool()
+    tool = load_tool('analysis/check_anchors.py')
     result = tool.main([str(config), '--kmeans', '--gen', '50', '--cfg-options',
                         'train_dataloader.dataset.use_cache=False'])
     cfg = Config.fromfile(str(config))
     head = tool.head_config(cfg)
-    assert result['img_size'] == head['head_module'].get('img_size', 640)
+    assert result['img_size'] == head.get('img_size', 640) == 256
     # BPR of the config's anchors, recomputed here from the dataset's own infos
     dataset_cfg = tool._without_pipeline(cfg['train_dataloader']['dataset'])
     dataset_cfg['use_cache'] = False

@@ -49,8 +49,8 @@ def _head_cfg(type_, num_classes, num_keypoints=0, kpt_dim=2, in_channels=CHANNE
         type=type_,
         head_module=dict(type='YOLOv7HeadModule', num_classes=num_classes,
                          in_channels=list(in_channels), num_keypoints=num_keypoints,
-                         kpt_dim=kpt_dim, img_size=IMG),
-        kpt_sigmas=[0.079] * num_keypoints if num_keypoints else None)
+                         kpt_dim=kpt_dim),
+        img_size=IMG, kpt_sigmas=[0.079] * num_keypoints if num_keypoints else None)
     cfg.update(kwargs)
     return cfg
 

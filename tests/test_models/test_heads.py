@@ -1,4 +1,4 @@
-"""YOLOv7HeadModule (layers) and YOLOv7Head (decoding, losses, post-processing)."""
+"""YOLOv7HeadModule (layers) and the YOLOv7 head logic (decoding, losses, post-processing)."""
 import math
 import os
 import socket
@@ -10,8 +10,8 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from turtle_plugin.models.heads import (YOLOV7_P5_ANCHORS, YOLOv7Head, YOLOv7HeadModule,
-                                        YOLOv7KptHead)
+from turtle_plugin.models.heads import (YOLOV7_P5_ANCHORS, KptBranch, YOLOv7Head,
+                                        YOLOv7HeadCore, YOLOv7HeadModule, YOLOv7KptHead)
 from turtle_plugin.models.task_modules import filter_and_nms
 from turtle_plugin.registry import MODELS
 
@@ -40,8 +40,8 @@ def _head(num_classes=3, num_keypoints=4, kpt_dim=3, kpt_head='conv', img_size=6
         type='YOLOv7Head',
         head_module=dict(type='YOLOv7HeadModule', num_classes=num_classes,
                          in_channels=list(in_channels), num_keypoints=num_keypoints,
-                         kpt_dim=kpt_dim, kpt_head=kpt_head, img_size=img_size),
-        anchors=SMALL_ANCHORS, assigner=dict(type=assigner),
+                         kpt_dim=kpt_dim, kpt_head=kpt_head),
+        img_size=img_size, anchors=SMALL_ANCHORS, assigner=dict(type=assigner),
         kpt_sigmas=[0.05 + 0.01 * k for k in range(num_keypoints)] if num_keypoints else None)
     cfg.update(kwargs)
     with torch.random.fork_rng():  # the same weights whatever ran before
@@ -320,12 +320,12 @@ class TestLoss:
         """The original's ``loss *= opt.world_size``: DDP averages the gradients of N processes,
         so each process's loss is N times its batch's, and N processes of batch B step as one
         process of batch N * B."""
-        import turtle_plugin.models.heads.yolov7_head as yolov7_head
+        import turtle_plugin.models.heads.yolov7_head_core as yolov7_head_core
         head = _head()
         feats = _feats(head, 2)
         gts = _gts(head, BOXES[:2], LABELS[:2])
         one = head.loss_by_feat(*head(feats), gts)
-        monkeypatch.setattr(yolov7_head, 'get_world_size', lambda: 4)
+        monkeypatch.setattr(yolov7_head_core, 'get_world_size', lambda: 4)
         four = head.loss_by_feat(*head(feats), gts)
         for name in one:
             assert four[name].item() == pytest.approx(4 * one[name].item(), rel=1e-6), name
@@ -348,7 +348,7 @@ class TestLoss:
         det_maps, kpt_maps = head(_feats(head, 3))
         gts = _gts(head, BOXES, LABELS)
         losses = head.loss_by_feat(det_maps, kpt_maps, gts)
-        dets = [head._split_level(d, None)[0].detach() for d in det_maps]
+        dets = [head._split_level(d).detach() for d in det_maps]
         box = obj = cls = 0.0
         levels_with_positives = num_pos = 0
         for level, target in enumerate(head.get_targets(dets, gts)):
@@ -383,7 +383,7 @@ class TestLoss:
     def test_sigmas(self):
         with pytest.warns(UserWarning, match='1/K = 0.250 for all 4 keypoints'):
             head = _head(kpt_sigmas=None)
-        assert torch.allclose(head.kpt_sigmas, torch.full((4, ), 0.25))
+        assert torch.allclose(head.kpt_branch.kpt_sigmas, torch.full((4, ), 0.25))
         with pytest.raises(ValueError, match='kpt_sigmas has 3 entries but the head predicts 4'):
             _head(kpt_sigmas=[0.1, 0.1, 0.1])
 
@@ -462,13 +462,34 @@ def test_kpt_head_needs_keypoints():
                                        in_channels=[8, 8, 8]))
 
 
-def test_head_is_registered_in_both_scopes():
+def test_heads_are_siblings_each_in_its_own_scope():
+    """The layers serve both scopes; each head is its framework's, over one unregistered core."""
     from mmdet.registry import MODELS as MMDET_MODELS
     from mmpose.registry import MODELS as MMPOSE_MODELS
-    for name in ('YOLOv7Head', 'YOLOv7HeadModule'):
-        assert MMDET_MODELS.get(name) is MMPOSE_MODELS.get(name)
+    assert MMDET_MODELS.get('YOLOv7HeadModule') is MMPOSE_MODELS.get('YOLOv7HeadModule')
+    assert MMDET_MODELS.get('YOLOv7Head') is YOLOv7Head
     assert MMPOSE_MODELS.get('YOLOv7KptHead') is YOLOv7KptHead
+    assert MMPOSE_MODELS.get('YOLOv7Head') is None and MMDET_MODELS.get('YOLOv7KptHead') is None
+    assert 'YOLOv7HeadCore' not in MMDET_MODELS and 'YOLOv7HeadCore' not in MMPOSE_MODELS
+    assert YOLOv7Head.__bases__ == YOLOv7KptHead.__bases__ == (YOLOv7HeadCore, )
     assert isinstance(_head(), YOLOv7Head)
+
+
+def test_detection_head_has_no_keypoint_branch():
+    head = _head(num_keypoints=0)
+    assert head.kpt_branch is None
+    assert list(head.loss_scales) == ['box', 'obj', 'cls']
+    assert isinstance(_head().kpt_branch, KptBranch)
+
+
+def test_image_size_belongs_to_the_head():
+    """It scales the objectness gain and reaches the layers' objectness prior; the layers'
+    config may not set a second one."""
+    head = _head(img_size=320)
+    assert head.img_size == head.head_module.img_size == 320
+    with pytest.raises(ValueError, match='head_module.img_size is set'):
+        _head(head_module=dict(type='YOLOv7HeadModule', num_classes=1, in_channels=[8, 16, 32],
+                               img_size=320))
 
 
 REPO = Path(__file__).resolve().parents[2]

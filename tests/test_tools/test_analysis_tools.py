@@ -1,24 +1,18 @@
 """tools/analysis/get_flops.py and plot_curves.py."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from conftest import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / 'analysis' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_get_flops_matches_the_original_forward_cost():
     """YOLOv7-l at 256x256 costs 16.7 GFLOP (2 x multiply-adds) per image, as measured for the
     original (shared/gpu-wheels/README.md); the keypoint branch adds exactly its 1x1 convs."""
-    get_flops = _load('get_flops')
+    get_flops = load_tool('analysis/get_flops.py')
     det = get_flops.model_complexity(str(REPO / 'configs/turtle_det.py'), (256, 256))
     assert det['params'] == 37_196_556
     assert 2 * det['flops'] / 1e9 == pytest.approx(16.7, abs=0.1)
@@ -32,7 +26,7 @@ def test_get_flops_matches_the_original_forward_cost():
 
 
 def test_plot_curves_reads_mmengine_scalars_and_names_bad_lines(tmp_path):
-    plot_curves = _load('plot_curves')
+    plot_curves = load_tool('analysis/plot_curves.py')
     log = tmp_path / 'scalars.json'
     rows = [dict(loss=1.0 / (i + 1), lr=0.01, step=i + 1) for i in range(5)]
     rows.append({'coco/AP': 0.5, 'step': 1})

@@ -1,6 +1,5 @@
 """YOLO <-> COCO keypoint converters: lossless round trips, pycocotools, CLI, bad input."""
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from pycocotools.cocoeval import COCOeval
 import turtle_plugin  # noqa: F401
 from turtle_plugin.datasets import LabelSpec, YOLOLabelError, parse_label_file
 
+from conftest import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'  # 16 train / 8 val frames
 COCO_TESTDATA = REPO / 'tests' / 'data' / 'mmpose_testdata' / 'coco'
@@ -19,16 +20,8 @@ TIGER_META = str(REPO / 'configs' / '_base_' / 'datasets' / 'tiger.py')
 TIGER_YAML = f'path: {TIGER_SAMPLE}\ntrain: train\nval: val\nkpt_shape: [12, 2]\nnames: [tiger]\n'
 
 
-def load_tool(name):
-    path = REPO / 'tools' / 'dataset_converters' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-yolo2coco = load_tool('yolo2coco')
-coco2yolo = load_tool('coco2yolo')
+yolo2coco = load_tool('dataset_converters/yolo2coco.py')
+coco2yolo = load_tool('dataset_converters/coco2yolo.py')
 
 
 def sibling_label(path: Path) -> Path:

@@ -1,6 +1,5 @@
 """tools/demo.py on a folder of images and on a short video: the drawings, the annotated video
 and the JSON records it writes."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,18 +10,13 @@ import torch
 
 from turtle_plugin.apis import init_model
 
+from conftest import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 KPT_TINY = str(REPO / 'configs' / 'turtle_kpt_tiny.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('demo', REPO / 'tools' / 'demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_tool()
+demo = load_tool('demo.py')
 
 
 @pytest.fixture(autouse=True, scope='module')

@@ -10,15 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import cfg_options, few_iterations
+
 REPO = Path(__file__).resolve().parents[2]
-SHRINK = [
-    'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'train_dataloader.batch_size=2',
-    'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-    'train_dataloader.dataset.indices=8', 'val_dataloader.batch_size=2',
-    'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-    'test_dataloader.batch_size=2', 'test_dataloader.num_workers=0',
-    'test_dataloader.persistent_workers=False', 'default_hooks.checkpoint.save_best=None'
-]
+# 8 training frames (2 iterations of batch 2 per process), every validation / test frame
+SHRINK = cfg_options(few_iterations(train_images=8, batch_size=2, val_images=None))
 
 
 def _free_port():

@@ -1,6 +1,5 @@
 """tools/deploy/export_onnx.py: the ONNX file computes what the PyTorch model computes, at the
 traced batch size and (with --dynamic) at others, and static exports stay static."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +10,14 @@ import torch
 
 from turtle_plugin.apis import YOLOv7DeployGraph, init_model
 
+from conftest import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 KPT_TINY = str(REPO / 'configs' / 'turtle_kpt_tiny.py')
 DET_TINY = str(REPO / 'configs' / 'turtle_det_tiny.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_onnx', REPO / 'tools' / 'deploy' / 'export_onnx.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-export_onnx = _load_tool()
+export_onnx = load_tool('deploy/export_onnx.py')
 
 
 @pytest.fixture(autouse=True, scope='module')

@@ -1,7 +1,6 @@
 """tools/track.py end to end: a tiny keypoint model trained here for a few steps on bundled tiger
 frames, run on a short real clip made of the bundled frames; the outputs must exist and agree
 with each other. Plus the tool's errors for an unreadable video and a mismatched checkpoint."""
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -15,19 +14,14 @@ import torch
 from turtle_plugin.apis import read_dlc_csv
 from turtle_plugin.testing import train_briefly
 
+from conftest import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 TIGER_TINY = str(REPO / 'configs' / 'tiger_kpt_tiny.py')
 SAMPLE = REPO / 'data' / 'tiger_sample'
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('track', REPO / 'tools' / 'track.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-track = _load_tool()
+track = load_tool('track.py')
 
 
 @pytest.fixture(autouse=True, scope='module')

@@ -9,7 +9,6 @@ the hooks' ``score_thr`` of 0.3, not drawn). They are given in network-input pix
 256x256 letterbox (scale 0.2, 56 rows of padding above), so they land where they should only if
 the samples' metainfo maps them back correctly.
 """
-import importlib.util
 import json
 import socket
 from pathlib import Path
@@ -25,7 +24,9 @@ from mmengine.visualization import Visualizer
 from mmpose.visualization import PoseLocalVisualizer
 
 from turtle_plugin.apis import init_model
-from turtle_plugin.models.heads import YOLOv7Head
+from turtle_plugin.models.heads import YOLOv7HeadCore
+
+from conftest import cfg_options, few_iterations, load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 KPT_CFG = str(REPO / 'configs' / 'tiger_kpt_tiny.py')
@@ -54,15 +55,8 @@ JPEG_TOL = 25
 DRAWN = 40  # a drawn line changes its pixels by more than this (45 to 255 seen here)
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'tools_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-test_tool = _load_tool('test')
-train_tool = _load_tool('train')
+test_tool = load_tool('test.py')
+train_tool = load_tool('train.py')
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +94,8 @@ def _input_pixels(points):
 
 
 def _fixed_predict_by_feat(self, det_maps, kpt_maps, cfg=None):
-    """Stands in for ``YOLOv7Head.predict_by_feat``: the same two instances on every image."""
+    """Stands in for ``YOLOv7HeadCore.predict_by_feat`` (both heads' decoding): the same two
+    instances on every image."""
     instances = []
     for _ in range(det_maps[0].shape[0]):
         boxes = _input_pixels([CONFIDENT_BOX[:2], CONFIDENT_BOX[2:], FAINT_BOX[:2], FAINT_BOX[2:]])
@@ -116,7 +111,7 @@ def _fixed_predict_by_feat(self, det_maps, kpt_maps, cfg=None):
 
 @pytest.fixture
 def fixed_predictions(monkeypatch):
-    monkeypatch.setattr(YOLOv7Head, 'predict_by_feat', _fixed_predict_by_feat)
+    monkeypatch.setattr(YOLOv7HeadCore, 'predict_by_feat', _fixed_predict_by_feat)
 
 
 def _checkpoint(tmp_path_factory, config):
@@ -217,14 +212,10 @@ def test_detection_show_dir_draws_the_ground_truth_in_place(tmp_path, det_checkp
 
 
 def _train_argv(work_dir, *extra):
-    """2 training iterations (4 frames, batch 2), then a validation of the 8 frames."""
-    return [
-        KPT_CFG, '--work-dir', str(work_dir), *extra, '--cfg-options',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'train_cfg.dynamic_intervals=None',
-        'train_dataloader.dataset.indices=4', 'train_dataloader.batch_size=2',
-        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-        *(f'val_dataloader.{o}' for o in LOADER), 'default_hooks.logger.interval=1',
-        'default_hooks.checkpoint.save_best=None']
+    """2 training iterations (4 frames, batch 2), then a validation of the 8 frames in batches
+    of 4."""
+    shrink = few_iterations(train_images=4, batch_size=2, val_images=None, val_batch_size=4)
+    return [KPT_CFG, '--work-dir', str(work_dir), *extra, '--cfg-options', *cfg_options(shrink)]
 
 
 def test_training_draws_validation_and_logs_to_tensorboard(tmp_path, fixed_predictions):

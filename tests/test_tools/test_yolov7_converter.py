@@ -6,7 +6,6 @@ IKeypoint: ``cat(im(m(ia(x))), m_kpt(x)).view(B, A, 5 + C + 3K, H, W)``) is re-s
 from its definition to check the layout that inverse produces.
 """
 import functools
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -21,18 +20,12 @@ from turtle_plugin.models.backbones import YOLOv7Backbone
 from turtle_plugin.models.heads import YOLOv7HeadModule
 from turtle_plugin.models.necks import YOLOv7PAFPN
 
+from conftest import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_tool():
-    path = REPO / 'tools' / 'model_converters' / 'yolov7_to_turtle.py'
-    spec = importlib.util.spec_from_file_location('yolov7_to_turtle', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-conv = _load_tool()
+conv = load_tool('model_converters/yolov7_to_turtle.py')
 
 NECK_OUT = dict(tiny=[128, 256, 512], l=[256, 512, 1024], x=[320, 640, 1280])
 ANCHORS = [[(10, 13), (16, 30), (33, 23)], [(30, 61), (62, 45), (59, 119)],

@@ -30,7 +30,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
     parser.add_argument('--img-size', type=int, default=None,
-                        help='training image side (default: head_module.img_size, else 640)')
+                        help='training image side (default: the head\'s img_size, else 640)')
     parser.add_argument('--thr', type=float, default=None,
                         help='anchor-matching side-ratio limit (default: the assigner\'s '
                         'anchor_t, else 4.0)')
@@ -68,7 +68,7 @@ def check_anchors(cfg: Config, img_size: Optional[int] = None, thr: Optional[flo
 
     Args:
         cfg (Config): a training config with ``model`` and ``train_dataloader``.
-        img_size (int, optional): training image side; None reads ``head_module.img_size``.
+        img_size (int, optional): training image side; None reads the head's ``img_size``.
         thr (float, optional): side-ratio limit; None reads the assigner's ``anchor_t``.
         kmeans (bool): also fit new anchors.
         gen (int): mutation generations of the fit.
@@ -83,7 +83,7 @@ def check_anchors(cfg: Config, img_size: Optional[int] = None, thr: Optional[flo
     init_default_scope(cfg.get('default_scope', 'mmpose'))
     head = head_config(cfg)
     anchors = head.get('anchors', YOLOV7_P5_ANCHORS)
-    img_size = img_size or head.get('head_module', {}).get('img_size', 640)
+    img_size = img_size or head.get('img_size', 640)
     thr = thr or head.get('assigner', {}).get('anchor_t', 4.0)
     dataset = DATASETS.build(_without_pipeline(cfg['train_dataloader']['dataset']))
     wh = gt_box_sizes(dataset, img_size)

@@ -97,7 +97,7 @@ class YOLOv7DeployGraph(nn.Module):
     preprocessor takes (BGR, as OpenCV reads images, for the plugin's configs), already
     letterboxed; ``H`` and ``W`` multiples of the largest stride (32). The graph applies the
     preprocessor's channel swap and mean/std, runs the network and decodes every anchor of
-    every level (:meth:`YOLOv7Head._decode_dense`, the decoding ``predict`` uses).
+    every level (:meth:`YOLOv7HeadCore._decode_dense`, the decoding ``predict`` uses).
 
     Outputs, with ``N = A * sum_l H_l * W_l`` predictions (levels in stride order):
 

@@ -21,10 +21,9 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from mmengine.structures import BaseDataElement
-from mmpose.datasets.datasets.utils import parse_pose_metainfo
 from mmpose.registry import MODELS as MMPOSE_MODELS
 
-from turtle_plugin.datasets import read_data_yaml
+from turtle_plugin.datasets import load_pose_metainfo, read_data_yaml
 from .deploy import model_head, to_deploy
 
 __all__ = [
@@ -74,17 +73,23 @@ def _resolve_metainfo_files(node: Any, config_file: Optional[Path]) -> None:
             _resolve_metainfo_files(value, config_file)
 
 
+def _data_yaml(cfg: Config) -> Optional[Path]:
+    """The test dataset's data yaml, if it has one that exists."""
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    if not dataset.get('data_yaml'):
+        return None
+    return _find_file(str(Path(dataset.get('data_root', '')) / dataset['data_yaml']),
+                      Path(cfg.filename) if cfg.filename else None)
+
+
 def _class_names(cfg: Config, metainfo: dict, num_classes: int) -> Tuple[str, ...]:
     """Class names: the metainfo's ``classes``, else the data yaml's ``names``, else the
     dataset name (one class) or ``class_i``."""
     if metainfo.get('classes'):
         return tuple(metainfo['classes'])
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    if dataset.get('data_yaml'):
-        yaml_path = _find_file(str(Path(dataset.get('data_root', '')) / dataset['data_yaml']),
-                               Path(cfg.filename) if cfg.filename else None)
-        if yaml_path is not None:
-            return tuple(read_data_yaml(yaml_path)['names'])
+    yaml_path = _data_yaml(cfg)
+    if yaml_path is not None:
+        return tuple(read_data_yaml(yaml_path)['names'])
     if num_classes == 1 and metainfo.get('dataset_name'):
         return (metainfo['dataset_name'], )
     return tuple(f'class_{i}' for i in range(num_classes))
@@ -93,8 +98,10 @@ def _class_names(cfg: Config, metainfo: dict, num_classes: int) -> Tuple[str, ..
 def metainfo_from_config(cfg: Config, num_classes: int) -> dict:
     """Dataset metainfo (keypoint names, skeleton, colours, class names) from a config alone.
 
-    Reads the test dataset's ``metainfo`` (else the config's top-level ``metainfo``), parsed
-    with MMPose's ``parse_pose_metainfo`` when it defines keypoints, and adds ``classes``.
+    Reads the test dataset's ``metainfo`` (else the config's top-level ``metainfo``) as the
+    dataset reads it (:func:`~turtle_plugin.datasets.load_pose_metainfo`: a metainfo file, or
+    derived from a data yaml); without one, derives it from the test dataset's data yaml when
+    that defines keypoints, as the dataset does. Adds ``classes``.
 
     Args:
         cfg (Config): the model's config.
@@ -106,10 +113,16 @@ def metainfo_from_config(cfg: Config, num_classes: int) -> dict:
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
     raw = dataset.get('metainfo') or cfg.get('metainfo') or {}
     raw = copy.deepcopy(dict(raw))
-    classes = raw.pop('classes', None)
-    metainfo = parse_pose_metainfo(raw) if ('from_file' in raw or 'keypoint_info' in raw) else raw
-    if classes is not None:
-        metainfo['classes'] = tuple(classes)
+    yaml_path = _data_yaml(cfg)
+    if not ('from_file' in raw or 'keypoint_info' in raw) and yaml_path is not None \
+            and read_data_yaml(yaml_path)['kpt_shape'] is not None:
+        raw['from_file'] = str(yaml_path)
+    if 'from_file' in raw or 'keypoint_info' in raw:
+        metainfo = load_pose_metainfo(raw)
+    else:
+        metainfo = raw
+        if metainfo.get('classes') is not None:
+            metainfo['classes'] = tuple(metainfo['classes'])
     metainfo['classes'] = _class_names(cfg, metainfo, num_classes)
     return metainfo
 

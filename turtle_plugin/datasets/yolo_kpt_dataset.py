@@ -18,45 +18,16 @@ from mmpose.datasets.datasets.utils import parse_pose_metainfo
 from turtle_plugin.registry import DATASETS
 from .coco_conversion import AREA_RATIO, records_to_coco
 from .image_cache import DecodedImageCache
+from .metainfo import data_yaml_metainfo, load_pose_metainfo
 from .transforms.kpt_geometry import check_flip_indices
 from .yolo_format import (LabelSpec, YOLOLabelError, default_cache_file, label_path_for,
                           list_images, read_data_yaml, scan_labels, split_sources)
 
-__all__ = ['YOLOKptDataset', 'YOLODetDataset', 'default_pose_metainfo']
+__all__ = ['YOLOKptDataset', 'YOLODetDataset']
 
 # Metainfo entries copied into every data info, as MMPose's BaseCocoStyleDataset does.
 _METAINFO_KEYS = ('dataset_name', 'upper_body_ids', 'lower_body_ids', 'flip_pairs',
                   'dataset_keypoint_weights', 'flip_indices', 'skeleton_links')
-
-
-def default_pose_metainfo(num_keypoints: int, flip_indices: Optional[Sequence[int]] = None,
-                          dataset_name: str = 'yolo_kpt') -> Dict:
-    """MMPose ``dataset_info`` for unnamed keypoints ``kpt_0 .. kpt_{K-1}``.
-
-    Sigmas are ``1 / K`` for every keypoint, the value Ultralytics' pose metric uses for
-    non-COCO skeletons; no skeleton links.
-
-    Args:
-        num_keypoints (int): K.
-        flip_indices (Sequence[int], optional): mirror partner of each keypoint (identity when
-            omitted).
-        dataset_name (str): name recorded in the metainfo.
-
-    Returns:
-        dict: a ``dataset_info`` dict accepted by ``parse_pose_metainfo``.
-    """
-    if num_keypoints < 1:
-        raise ValueError(f'num_keypoints must be at least 1, got {num_keypoints}')
-    flip = list(range(num_keypoints)) if flip_indices is None else \
-        check_flip_indices(flip_indices, num_keypoints, 'flip_idx')
-    names = [f'kpt_{i}' for i in range(num_keypoints)]
-    keypoint_info = {
-        i: dict(name=names[i], id=i, color=[255, 128, 0], type='',
-                swap='' if flip[i] == i else names[flip[i]])
-        for i in range(num_keypoints)
-    }
-    return dict(dataset_name=dataset_name, keypoint_info=keypoint_info, skeleton_info={},
-                joint_weights=[1.] * num_keypoints, sigmas=[1. / num_keypoints] * num_keypoints)
 
 
 @DATASETS.register_module()
@@ -91,9 +62,10 @@ class YOLOKptDataset(BaseDataset):
         split (str): ``'train'``, ``'val'`` or ``'test'`` (data yaml only).
         data_prefix (dict): ``img`` and ``label`` folders when there is no data yaml.
         metainfo (dict, optional): MMPose keypoint metainfo, e.g.
-            ``dict(from_file='configs/_base_/datasets/turtle.py')``; may add ``classes``. When
-            omitted it is made from the yaml's ``kpt_shape`` and ``flip_idx``
-            (:func:`default_pose_metainfo`).
+            ``dict(from_file='configs/_base_/datasets/turtle.py')``, or ``dict(from_file=...)``
+            naming a data yaml to derive it from (:func:`load_pose_metainfo`); may add
+            ``classes``. When omitted it is derived from this dataset's data yaml
+            (``kpt_shape``, ``flip_idx``, ``names``: :func:`data_yaml_metainfo`, which warns).
         data_mode (str): ``'bottomup'`` (one sample per image) or ``'topdown'`` (per object).
         coord_tolerance (float): how far normalised values may leave [0, 1] before it is an
             error.
@@ -171,14 +143,11 @@ class YOLOKptDataset(BaseDataset):
         """Parse MMPose keypoint metainfo (``from_file`` or full), keeping ``classes``."""
         if metainfo is None:
             return {}
-        metainfo = dict(metainfo)
-        classes = metainfo.pop('classes', None)
         if 'from_file' in metainfo or 'keypoint_info' in metainfo:
-            source = metainfo.get('from_file', 'metainfo')
-            metainfo = parse_pose_metainfo(metainfo)
-            metainfo['metainfo_source'] = source
-        if classes is not None:
-            metainfo['classes'] = tuple(classes)
+            return load_pose_metainfo(metainfo)
+        metainfo = dict(metainfo)
+        if metainfo.get('classes') is not None:
+            metainfo['classes'] = tuple(metainfo['classes'])
         return metainfo
 
     def _finish_metainfo(self) -> None:
@@ -193,8 +162,8 @@ class YOLOKptDataset(BaseDataset):
                 raise YOLOLabelError(
                     'no keypoint definition: pass metainfo=dict(from_file=...) or use a data '
                     'yaml with kpt_shape')
-            meta.update(parse_pose_metainfo(default_pose_metainfo(
-                kpt_shape[0], flip_idx, meta.get('dataset_name', 'yolo_kpt'))))
+            meta.update(parse_pose_metainfo(data_yaml_metainfo(
+                data, meta.get('dataset_name', 'yolo_kpt'))))
             source = f'data yaml {data["path"]}'
         num_keypoints = meta['num_keypoints']
         check_flip_indices(meta['flip_indices'], num_keypoints, f'{source} flip_indices')

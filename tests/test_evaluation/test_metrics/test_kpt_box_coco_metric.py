@@ -156,6 +156,24 @@ def _three_gt_case(tmp_path):
     return ann_file, [sample], pose_metainfo(names, sigmas)
 
 
+def test_pose_matches_are_passed_on_not_kept(tmp_path):
+    """The pose COCOeval behind pr/kpt_* travels by return values: nothing of one evaluation
+    stays on the metric, so a second evaluation of other predictions reports its own curve."""
+    from xtcocotools.cocoeval import COCOeval as XtCOCOeval
+    ann_file, samples, meta = _three_gt_case(tmp_path)
+    metric = KptBoxCocoMetric(ann_file=ann_file, **BOTTOMUP)
+    metric.dataset_meta = copy.deepcopy(meta)
+    metric.process({}, copy.deepcopy(samples))
+    first = quiet(metric.evaluate, 1)
+    assert first['pr/kpt_f1'] == pytest.approx(0.8, abs=1e-12)
+    assert not any(key.startswith('_') or '/_' in key for key in first)
+    assert not any(isinstance(value, XtCOCOeval) for value in vars(metric).values())
+    worse = copy.deepcopy(samples)
+    worse[0]['pred_instances']['keypoints'][1] += 500  # the second pose misses too
+    metric.process({}, worse)
+    assert quiet(metric.evaluate, 1)['pr/kpt_f1'] == pytest.approx(0.5, abs=1e-12)
+
+
 def test_pr_hand_computed_and_files(tmp_path):
     ann_file, samples, meta = _three_gt_case(tmp_path)
     prefix = tmp_path / 'out' / 'run'

@@ -14,7 +14,7 @@ from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from turtle_plugin.models.heads import YOLOv7Head
+from turtle_plugin.models.heads import YOLOv7HeadCore
 from turtle_plugin.models.task_modules import (anchors_to_levels, check_anchor_fit,
                                                gt_box_sizes, kmeans_anchors)
 from turtle_plugin.registry import HOOKS
@@ -24,8 +24,8 @@ __all__ = ['AutoAnchorHook']
 
 @HOOKS.register_module()
 class AutoAnchorHook(Hook):
-    """Re-estimate the anchors of every ``YOLOv7Head`` when their best possible recall on the
-    training boxes is below ``bpr_threshold``.
+    """Re-estimate the anchors of every YOLOv7 head (``YOLOv7Head``, ``YOLOv7KptHead``) when
+    their best possible recall on the training boxes is below ``bpr_threshold``.
 
     The training set's boxes are scaled as the letterbox scales them (long side to
     ``img_size``). New anchors (k-means + mutation search, :func:`kmeans_anchors`) replace the
@@ -36,8 +36,7 @@ class AutoAnchorHook(Hook):
         thr (float, optional): anchor-matching side-ratio limit; None reads the head's
             ``assigner.anchor_t`` (4.0 in YOLOv7).
         bpr_threshold (float): re-estimate below this best possible recall (0.98, YOLOv7).
-        img_size (int, optional): training image side; None reads the head module's
-            ``img_size``.
+        img_size (int, optional): training image side; None reads the head's ``img_size``.
         gen (int): mutation generations of the search.
         seed (int): seed of the search, for the same anchors on every run and process.
     """
@@ -63,18 +62,19 @@ class AutoAnchorHook(Hook):
         self._restored = False
 
     @staticmethod
-    def _heads(runner) -> List[YOLOv7Head]:
+    def _heads(runner) -> List[YOLOv7HeadCore]:
         """The YOLOv7 heads of the model and of any averaged (EMA) copy held by a hook."""
         models = [runner.model.module if is_model_wrapper(runner.model) else runner.model]
         models += [hook.ema_model for hook in runner.hooks
                    if getattr(hook, 'ema_model', None) is not None]
-        heads = [m for model in models for m in model.modules() if isinstance(m, YOLOv7Head)]
+        heads = [m for model in models for m in model.modules() if isinstance(m, YOLOv7HeadCore)]
         if not heads:
-            raise TypeError('AutoAnchorHook found no YOLOv7Head in the model')
+            raise TypeError('AutoAnchorHook found no YOLOv7 head (YOLOv7Head, YOLOv7KptHead) in '
+                            'the model')
         return heads
 
     @staticmethod
-    def _set_anchors(heads: List[YOLOv7Head], anchors: list) -> None:
+    def _set_anchors(heads: List[YOLOv7HeadCore], anchors: list) -> None:
         for head in heads:
             value = torch.as_tensor(anchors, dtype=head.anchors.dtype)
             if value.shape != head.anchors.shape:
@@ -96,9 +96,9 @@ class AutoAnchorHook(Hook):
         if result[0] is not None:
             self._set_anchors(heads, result[0])
 
-    def _fit(self, runner, head: YOLOv7Head, anchors: torch.Tensor) -> Optional[list]:
+    def _fit(self, runner, head: YOLOv7HeadCore, anchors: torch.Tensor) -> Optional[list]:
         """New per-level anchors, or None to keep the current ones."""
-        img_size = self.img_size or head.head_module.img_size
+        img_size = self.img_size or head.img_size
         thr = self.thr or getattr(head.assigner, 'anchor_t', 4.0)
         wh = gt_box_sizes(runner.train_dataloader.dataset, img_size)
         if len(wh) == 0:

@@ -28,7 +28,8 @@ __all__ = ['YOLOv7ParamSchedulerHook']
 class YOLOv7ParamSchedulerHook(Hook):
     """Warm-up and per-epoch decay of learning rate and momentum, as YOLOv7.
 
-    Use it instead of ``param_scheduler`` (set ``param_scheduler = None``) together with
+    Use it as ``default_hooks.param_scheduler``, in place of MMEngine's ``ParamSchedulerHook``
+    (with ``param_scheduler = None``; ``configs/_base_/schedules/yolov7_p5.py``), together with
     :class:`YOLOv7OptimWrapperConstructor`, whose bias group is named ``'bias'``. Before training
     it sets the weight decay of the constructor's ``'decay'`` group for the train dataloader's
     batch size (:func:`scale_weight_decay`).

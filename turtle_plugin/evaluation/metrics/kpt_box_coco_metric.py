@@ -33,6 +33,10 @@ from ..functional import (DetectionMatches, coco_box_eval, detection_matches, ke
 
 __all__ = ['KptBoxCocoMetric']
 
+# Not a metric: the name under which _do_python_keypoint_eval hands its COCOeval (the pose
+# matches) back through MMPose's compute_metrics, whose stats it joins; compute_metrics pops it.
+POSE_EVAL_KEY = '_pose_eval'
+
 def _to_numpy(value) -> np.ndarray:
     """A tensor (any device) or array-like as a numpy array."""
     if hasattr(value, 'detach'):
@@ -144,7 +148,6 @@ class KptBoxCocoMetric(CocoMetric):
         self.pr_oks_thr = pr_oks_thr
         self.match_iou_thr = match_iou_thr
         self.pck_thr = pck_thr
-        self._kpt_eval: Optional[XtCOCOeval] = None
 
     def process(self, data_batch: Sequence[dict], data_samples: Sequence[dict]) -> None:
         """Store MMPose's per-sample record plus the boxes, box scores and labels.
@@ -205,8 +208,8 @@ class KptBoxCocoMetric(CocoMetric):
                 dump([{k: v for k, v in d.items() if k != 'pred_index'} for d in dets],
                      f'{self.outfile_prefix}.bbox.json')
 
-            self._kpt_eval = None
             metrics = OrderedDict(super().compute_metrics(results))
+            pose_eval = metrics.pop(POSE_EVAL_KEY, None)  # absent with format_only
             if self.format_only:
                 return metrics
 
@@ -217,10 +220,10 @@ class KptBoxCocoMetric(CocoMetric):
                 f'{v:.3f}' for v in box_metrics.values()))
 
             extras_prefix = self._extras_prefix(logger)
-            metrics.update(self._pr_metrics(box_eval, box_gt, cat_ids, extras_prefix, logger))
+            metrics.update(self._pr_metrics(box_eval, pose_eval, box_gt, cat_ids, extras_prefix,
+                                            logger))
             metrics.update(self._per_keypoint(box_eval, box_gt, det_kpts, extras_prefix,
                                               logger))
-            self._kpt_eval = None
             return metrics
         finally:
             if tmp_dir is not None:
@@ -246,22 +249,26 @@ class KptBoxCocoMetric(CocoMetric):
         }
 
     def _do_python_keypoint_eval(self, outfile_prefix: str) -> list:
-        """MMPose's keypoint evaluation, then one more ``evaluate()`` kept for the matches.
+        """MMPose's keypoint evaluation, then one more ``evaluate()`` for the pose matches.
+
+        MMPose's ``compute_metrics`` calls this on the result file it wrote (in a temporary
+        folder it removes afterwards) and returns these stats as its metrics, so the matches
+        ride back with them, under :data:`POSE_EVAL_KEY`; :meth:`compute_metrics` takes them
+        out.
 
         Args:
             outfile_prefix (str): where MMPose wrote ``<prefix>.keypoints.json``.
 
         Returns:
-            list: MMPose's ``(name, value)`` stats.
+            list: MMPose's ``(name, value)`` stats, then ``(POSE_EVAL_KEY, COCOeval)``.
         """
         stats = super()._do_python_keypoint_eval(outfile_prefix)
         coco_det = self.coco.loadRes(f'{outfile_prefix}.keypoints.json')
-        kpt_eval = XtCOCOeval(self.coco, coco_det, self.iou_type, self.dataset_meta['sigmas'],
-                              self.use_area)
-        kpt_eval.params.useSegm = None
-        kpt_eval.evaluate()
-        self._kpt_eval = kpt_eval
-        return stats
+        pose_eval = XtCOCOeval(self.coco, coco_det, self.iou_type, self.dataset_meta['sigmas'],
+                               self.use_area)
+        pose_eval.params.useSegm = None
+        pose_eval.evaluate()
+        return stats + [(POSE_EVAL_KEY, pose_eval)]
 
     def _fix_category_ids(self, preds: Sequence[dict]) -> int:
         """Replace non-scalar ``category_id`` records by the single ground-truth category.
@@ -318,14 +325,15 @@ class KptBoxCocoMetric(CocoMetric):
                 kpts.append(np.asarray(pred['keypoints'][j], dtype=np.float64))
         return dets, kpts
 
-    def _pr_metrics(self, box_eval, box_gt: COCO, cat_ids: Sequence[int],
+    def _pr_metrics(self, box_eval, pose_eval, box_gt: COCO, cat_ids: Sequence[int],
                     extras_prefix: Optional[str], logger: MMLogger) -> Dict[str, float]:
-        """Best-F1 points of the box and pose curves; the curves written next to the prefix."""
+        """Best-F1 points of the box and pose curves (from the box and the pose ``COCOeval``,
+        None where nothing was predicted); the curves written next to the prefix."""
         metrics = OrderedDict()
         for kind, coco_eval, thr, max_det, gt, kind_cat_ids, title in (
                 ('box', box_eval, self.pr_iou_thr, 100, box_gt, cat_ids,
                  f'boxes, IoU >= {self.pr_iou_thr}'),
-                ('kpt', self._kpt_eval, self.pr_oks_thr, None, self.coco, self.coco.getCatIds(),
+                ('kpt', pose_eval, self.pr_oks_thr, None, self.coco, self.coco.getCatIds(),
                  f'keypoints, OKS >= {self.pr_oks_thr}')):
             if coco_eval is not None:
                 max_det = max(coco_eval.params.maxDets) if max_det is None else max_det

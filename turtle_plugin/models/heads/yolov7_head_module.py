@@ -4,7 +4,7 @@ Per level: ``ImplicitA -> 1x1 conv -> ImplicitM`` predicts, for each of ``A`` an
 ``(x, y, w, h, obj, cls_1..C)`` (Wang et al., "YOLOR", 2021, implicit knowledge); a separate
 keypoint branch predicts ``K * kpt_dim`` raw values per anchor (Maji et al., "YOLO-Pose", 2022),
 either one 1x1 conv or YOLO-Pose's deeper depthwise stack. The module returns raw maps; decoding,
-assignment and losses live in :class:`~turtle_plugin.models.heads.YOLOv7Head`.
+assignment and losses live in :class:`~turtle_plugin.models.heads.YOLOv7HeadCore`.
 """
 import math
 from typing import List, Optional, Sequence, Tuple, Union
@@ -76,8 +76,8 @@ class YOLOv7HeadModule(BaseModule):
             (one 1x1 conv) or ``'dw'`` (YOLO-Pose's ``dw_conv_kpt``: depthwise 3x3 and 1x1
             conv-BN-act blocks before the 1x1 output conv).
         featmap_strides (Sequence[int]): stride of each level in input pixels.
-        img_size (int): training image side; the objectness prior is 8 objects per image
-            (YOLOv7 uses 640).
+        img_size (int): training image side the objectness prior assumes (8 objects per
+            image; YOLOv7 uses 640). A head builds its module with its own ``img_size``.
         norm_cfg (dict): norm layer of the ``'dw'`` keypoint blocks.
         act_cfg (dict): activation of the ``'dw'`` keypoint blocks.
         init_cfg (dict | list[dict], optional): MMEngine initialisation config.

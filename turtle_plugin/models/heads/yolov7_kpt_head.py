@@ -1,9 +1,9 @@
-"""MMPose glue of the YOLOv7 keypoint head, for ``mmpose.BottomupPoseEstimator``.
+"""The YOLOv7 keypoint head for ``mmpose.BottomupPoseEstimator``: :class:`YOLOv7HeadCore` read
+from and written to ``PoseDataSample`` (MMPose's ``loss`` / ``predict`` signatures).
 
-Everything but reading ``PoseDataSample`` ground truths and writing MMPose predictions is
-:class:`~turtle_plugin.models.heads.YOLOv7Head`. Ground truths are read from
-``gt_instance_labels`` exactly as MMPose's ``YOLOXPoseHead`` reads them (they come from
-``YOLOXPoseAnnotationProcessor`` + ``PackPoseInputs``).
+Ground truths are read from ``gt_instance_labels`` exactly as MMPose's ``YOLOXPoseHead`` reads
+them (they come from ``YOLOXPoseAnnotationProcessor`` + ``PackPoseInputs``). The MMDetection
+sibling is :class:`~turtle_plugin.models.heads.YOLOv7Head`.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -11,16 +11,16 @@ from mmengine.structures import InstanceData
 from mmpose.registry import MODELS as MMPOSE_MODELS
 from torch import Tensor
 
-from .yolov7_head import YOLOv7Head
+from .yolov7_head_core import YOLOv7HeadCore
 
 __all__ = ['YOLOv7KptHead']
 
 
 @MMPOSE_MODELS.register_module()
-class YOLOv7KptHead(YOLOv7Head):
+class YOLOv7KptHead(YOLOv7HeadCore):
     """YOLOv7 head with a YOLO-Pose keypoint branch (MMPose scope).
 
-    Takes the arguments of :class:`YOLOv7Head`; ``head_module.num_keypoints`` must be > 0.
+    Takes the arguments of :class:`YOLOv7HeadCore`; ``head_module.num_keypoints`` must be > 0.
     Defaults to one prediction per box (``multi_label=False``), as a pose estimator wants one
     pose per animal.
     """
@@ -48,7 +48,7 @@ class YOLOv7KptHead(YOLOv7Head):
                 and losses are head arguments).
 
         Returns:
-            dict[str, Tensor]: see :meth:`YOLOv7Head.loss_by_feat`.
+            dict[str, Tensor]: see :meth:`YOLOv7HeadCore.loss_by_feat`.
         """
         det_maps, kpt_maps = self(feats)
         labels = [sample.gt_instance_labels for sample in batch_data_samples]

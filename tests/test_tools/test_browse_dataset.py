@@ -1,10 +1,11 @@
 """tools/browse_dataset.py writes drawn, augmented samples."""
-import importlib.util
-
 import cv2
 import numpy as np
 
-from .helpers import REPO, TIGER_META, TIGER_SAMPLE
+from conftest import REPO, load_tool
+
+TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'
+TIGER_META = REPO / 'configs' / '_base_' / 'datasets' / 'tiger.py'
 
 CONFIG = f'''
 default_scope = 'mmpose'
@@ -21,18 +22,10 @@ train_dataloader = dict(dataset=dict(
 '''
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('browse_dataset',
-                                                  REPO / 'tools' / 'browse_dataset.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_browse_writes_drawn_samples(tmp_path):
     config = tmp_path / 'cfg.py'
     config.write_text(CONFIG)
-    tool = load_tool()
+    tool = load_tool('browse_dataset.py')
     tool.main([str(config), '--output-dir', str(tmp_path / 'out'), '--num', '3', '--ext', 'png'])
     files = sorted((tmp_path / 'out').glob('*.png'))
     assert [f.name for f in files] == ['train_0000.png', 'train_0001.png', 'train_0002.png']
@@ -40,7 +33,7 @@ def test_browse_writes_drawn_samples(tmp_path):
 
 
 def test_draw_sample_marks_boxes_and_visible_keypoints_only():
-    tool = load_tool()
+    tool = load_tool('browse_dataset.py')
     img = np.zeros((40, 40, 3), np.uint8)
     arrays = dict(bboxes=np.array([[5., 5., 30., 30.]]),
                   keypoints=np.array([[[10., 10.], [20., 20.]]]),

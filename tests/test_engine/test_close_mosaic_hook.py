@@ -8,7 +8,11 @@ from mmengine.registry import init_default_scope
 from mmpose.registry import HOOKS as MMPOSE_HOOKS
 
 from turtle_plugin.engine.hooks.close_mosaic_hook import CloseMosaicHook
-from .helpers import TIGER_META, TIGER_SAMPLE
+
+from conftest import REPO
+
+TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'
+TIGER_META = str(REPO / 'configs' / '_base_' / 'datasets' / 'tiger.py')
 
 MOSAIC_PIPELINE = [dict(type='LoadImage'),
                    dict(type='KptMosaic', img_scale=(64, 64),
