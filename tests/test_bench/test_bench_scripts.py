@@ -136,7 +136,7 @@ out = dict(ours=recipe(ours), p5=recipe(p5), orig=recipe(orig))
 out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_dataloader.batch_size,
                   c.randomness.seed, c.val_evaluator.ann_file, c.val_evaluator.type)
                  for c in (ours, p5, peer)]
-out['close'] = [h.num_last_epochs for h in ours.custom_hooks if h.type == 'CloseMosaicHook']
+out['close'] = [ours.default_hooks.close_mosaic.num_last_epochs]
 out['peer'] = dict(
     k=peer.model.head.num_keypoints, init='init_cfg' in peer.model.backbone,
     sizes=peer.model.data_preprocessor.batch_augments[0].random_size_range,
