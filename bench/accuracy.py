@@ -454,7 +454,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                 failed.append(f'{spec} seed {seed}: exit {proc.returncode}, see '
                               f'{work_dir / "train.log"}')
                 continue
-            curve = read_curve(work_dir)
+            try:
+                curve = read_curve(work_dir)
+            except RuntimeError as error:  # --summarise-only: a run that was never made
+                failed.append(f'{spec} seed {seed}: {error}')
+                continue
             minutes = (time.time() - proc.started) / 60 if proc.started else None
             runs.append(dict(model=spec, seed=seed, work_dir=str(work_dir), curve=curve,
                              best_AP=max(p['AP'] for p in curve), minutes=minutes))
