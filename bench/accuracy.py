@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from _common import (REPO_ROOT, command_line, git_revision, machine_info, print_table,
+from _common import (REPO_ROOT, git_revision, machine_info, print_table,
                      result_payload, utc_now, write_json)
 
 YOLOXPOSE_CFG = 'configs/body_2d_keypoint/yoloxpose/coco/yoloxpose_tiny_4xb64-300e_coco-416.py'

@@ -9,12 +9,11 @@ YOLOX-Pose gives its ``loss_bbox_aux`` L1 term for boxes).
 """
 from typing import Optional, Union
 
-import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from turtle_plugin.registry import MODELS
-from .utils import weight_reduce_loss
+from .utils import reduce_keypoint_loss
 
 __all__ = ['KptScaledL1Loss']
 
@@ -58,12 +57,7 @@ class KptScaledL1Loss(BaseModule):
         Returns:
             Tensor: the weighted loss.
         """
-        mask = visible > 0
-        if weight is not None:
-            mask = mask & (weight[..., None] != 0)
         size = areas.clamp(min=0).sqrt().clamp(min=self.eps)  # (...)
         loss = (pred - target).abs().sum(-1) / size[..., None]  # (..., K)
-        reduction = reduction_override or self.reduction
-        if avg_factor is None and reduction == 'mean':
-            avg_factor = mask.sum()
-        return self.loss_weight * weight_reduce_loss(loss, mask, reduction, avg_factor)
+        return self.loss_weight * reduce_keypoint_loss(
+            loss, visible, weight, reduction_override or self.reduction, avg_factor)

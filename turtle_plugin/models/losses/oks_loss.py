@@ -14,7 +14,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from turtle_plugin.registry import MODELS
-from .utils import weight_reduce_loss
+from .utils import reduce_keypoint_loss
 
 __all__ = ['YOLOPoseOKSLoss']
 
@@ -63,13 +63,8 @@ class YOLOPoseOKSLoss(BaseModule):
         if sigmas.shape != pred.shape[-2:-1]:
             raise ValueError(f'{sigmas.numel()} keypoint sigmas for predictions with '
                              f'{pred.shape[-2]} keypoints')
-        mask = visible > 0
-        if weight is not None:
-            mask = mask & (weight[..., None] != 0)
         dist2 = ((pred - target)**2).sum(-1)  # (..., K)
         scale = areas[..., None] * (4 * sigmas**2) + self.eps
         loss = 1 - torch.exp(-dist2 / scale)
-        reduction = reduction_override or self.reduction
-        if avg_factor is None and reduction == 'mean':
-            avg_factor = mask.sum()
-        return self.loss_weight * weight_reduce_loss(loss, mask, reduction, avg_factor)
+        return self.loss_weight * reduce_keypoint_loss(
+            loss, visible, weight, reduction_override or self.reduction, avg_factor)

@@ -4,7 +4,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-__all__ = ['weight_reduce_loss']
+__all__ = ['weight_reduce_loss', 'reduce_keypoint_loss']
 
 
 def weight_reduce_loss(loss: Tensor,
@@ -42,3 +42,29 @@ def weight_reduce_loss(loss: Tensor,
         return loss.mean()
     avg_factor = torch.as_tensor(avg_factor, dtype=loss.dtype, device=loss.device)
     return loss.sum() / avg_factor.clamp(min=torch.finfo(loss.dtype).eps)
+
+
+def reduce_keypoint_loss(loss: Tensor,
+                         visible: Tensor,
+                         weight: Optional[Tensor] = None,
+                         reduction: str = 'mean',
+                         avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
+    """Reduce a per-keypoint loss over the visible keypoints of the kept instances.
+
+    Args:
+        loss (Tensor): ``(..., K)`` loss of each keypoint.
+        visible (Tensor): ``(..., K)``; a keypoint counts where it is > 0.
+        weight (Tensor, optional): instance weights ``(...)``; zero drops an instance.
+        reduction (str): ``'none'``, ``'sum'`` or ``'mean'``.
+        avg_factor (float | Tensor, optional): divisor of the ``'mean'`` reduction; defaults to
+            the number of keypoints that count.
+
+    Returns:
+        Tensor: the reduced loss (see :func:`weight_reduce_loss`).
+    """
+    mask = visible > 0
+    if weight is not None:
+        mask = mask & (weight[..., None] != 0)
+    if avg_factor is None and reduction == 'mean':
+        avg_factor = mask.sum()
+    return weight_reduce_loss(loss, mask, reduction, avg_factor)
