@@ -6,6 +6,7 @@ from types import ModuleType
 from typing import Any, Dict, List, Optional
 
 import pytest
+import torch
 from mmengine.registry import DefaultScope
 
 import turtle_plugin  # noqa: F401  registers the plugin's modules, as custom_imports does
@@ -23,6 +24,18 @@ def _isolated_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Forward passes on one thread for a whole test module (use it with
+    ``pytestmark = pytest.mark.usefixtures('one_torch_thread')``): on a small machine shared with
+    other jobs, OpenMP's threads wait for each other at every layer and a 2-thread forward can
+    take 30x longer. The thread count is restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
 
 
 def load_tool(path: str) -> ModuleType:

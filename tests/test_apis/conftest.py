@@ -3,14 +3,10 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True, scope='package')
-def _one_torch_thread():
-    """Forward passes on one thread: on a small machine shared with other jobs, OpenMP's
-    threads wait for each other at every layer and a 2-thread forward can take 30x longer."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread_per_module(one_torch_thread):
+    """Every API test module runs its forward passes on one thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(saved)
 
 
 @pytest.fixture(autouse=True)

@@ -19,14 +19,7 @@ KPT_TINY = str(REPO / 'configs' / 'turtle_kpt_tiny.py')
 demo = load_tool('demo.py')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_torch_thread():
-    """One thread: OpenMP threads waiting for each other on a shared 2-core machine make
-    multi-threaded forwards many times slower."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')

@@ -20,14 +20,7 @@ DET_TINY = str(REPO / 'configs' / 'turtle_det_tiny.py')
 export_onnx = load_tool('deploy/export_onnx.py')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_torch_thread():
-    """One thread: OpenMP threads waiting for each other on a shared 2-core machine make
-    multi-threaded forwards many times slower."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _checkpoint(config, path, seed=0):

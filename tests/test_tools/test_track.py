@@ -24,12 +24,7 @@ SAMPLE = REPO / 'data' / 'tiger_sample'
 track = load_tool('track.py')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_torch_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _clip(path: Path, size=(640, 360), fps=5.) -> int:

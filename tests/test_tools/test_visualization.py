@@ -80,12 +80,7 @@ def _local_rank(monkeypatch):
     monkeypatch.setenv('LOCAL_RANK', '0')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_torch_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _input_pixels(points):
