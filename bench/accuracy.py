@@ -315,6 +315,7 @@ def run_one(spec: str, seed: int, args: argparse.Namespace, gt_file: str, out_di
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.started = time.time()
     proc.run = (spec, seed, work_dir)
+    proc.log = log  # closed when the run ends
     return proc
 
 
@@ -449,6 +450,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         time.sleep(0 if args.summarise_only else 5)
         for proc in [p for p in running if p.poll() is not None]:
             running.remove(proc)
+            if getattr(proc, 'log', None):
+                proc.log.close()
             spec, seed, work_dir = proc.run
             if proc.returncode != 0:
                 failed.append(f'{spec} seed {seed}: exit {proc.returncode}, see '
