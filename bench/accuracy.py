@@ -21,11 +21,11 @@ Models (``--models``):
   batch; no pretrained backbone (both sides from scratch); its own optimizer, augmentation,
   assigner and losses.
 
-The original YOLOv7 pose branch (``train.py --hyp data/hyp.pose.yaml``) is not run: its code
-has 17 keypoints and COCO's flip pairs and sigmas hard-coded (``utils/datasets.py``,
-``models/yolo.py``, ``utils/loss.py``), so it cannot train a dataset with other keypoints
-without editing it. Its recipe (YOLOv5 assigner, ``hyp.pose`` augmentation, the same losses) is
-the variant ``ours+p5+v5+pose_aug`` (see BENCHMARKS.md).
+* ``yolov7pose``: the original YOLOv7 pose branch's own ``train.py --hyp data/hyp.pose.yaml``
+  from the checkout ``--yolov7-root``, yolov7-tiny (``--yolov7-tiny-cfg``, the main branch's
+  ``cfg/training/yolov7-tiny.yaml``) with its keypoint head, run and scored by
+  ``bench/yolov7_pose_peer.py``, which says what it adapts at run time (the branch hard-codes
+  COCO's 17 keypoints, flip pairs and sigmas). YOLO layout with image folders only.
 
 Data: a YOLO layout (``--data-root`` with ``--data-yaml``, or ``--train-images`` /
 ``--val-images`` folders with ``labels/`` beside ``images/``) or COCO json
@@ -286,6 +286,26 @@ def yoloxpose_config(args: argparse.Namespace, seed: int, gt_file: str):
     return _common_settings(cfg, seed)
 
 
+def yolov7pose_command(args: argparse.Namespace, seed: int, gt_file: str,
+                       work_dir: Path) -> List[str]:
+    """``bench/yolov7_pose_peer.py`` on the bench's data, budget and ground truth."""
+    if not (args.yolov7_root and args.yolov7_tiny_cfg):
+        raise SystemExit('yolov7pose needs --yolov7-root (a checkout of the pose branch) and '
+                         "--yolov7-tiny-cfg (the main branch's cfg/training/yolov7-tiny.yaml)")
+    if args.coco_train or args.data_yaml:
+        raise SystemExit('yolov7pose reads a YOLO layout given by --train-images / '
+                         '--val-images, not --coco-train or --data-yaml')
+    return [sys.executable, str(REPO_ROOT / 'bench' / 'yolov7_pose_peer.py'),
+            '--yolov7-root', str(Path(args.yolov7_root).resolve()),
+            '--tiny-cfg', str(Path(args.yolov7_tiny_cfg).resolve()),
+            '--work-dir', str(work_dir), '--data-root', str(Path(args.data_root).resolve()),
+            '--train-images', args.train_images, '--val-images', args.val_images,
+            '--metainfo', str(Path(args.metainfo).resolve()), '--gt-file', gt_file,
+            '--epochs', str(args.epochs), '--batch', str(args.batch),
+            '--img-size', str(args.img_size), '--val-interval', str(args.val_interval),
+            '--seed', str(seed), '--workers', str(args.workers)]
+
+
 def _multiple_of_32(value: float) -> int:
     return max(32, int(round(value / 32)) * 32)
 
@@ -302,16 +322,19 @@ def _common_settings(cfg, seed: int):
 def run_one(spec: str, seed: int, args: argparse.Namespace, gt_file: str, out_dir: Path,
             threads: int) -> subprocess.Popen:
     """Write the run's config and start ``tools/train.py`` on it; returns the process."""
-    cfg = yoloxpose_config(args, seed, gt_file) if spec == 'yoloxpose' \
-        else ours_config(spec, args, seed, gt_file)
     work_dir = out_dir / _run_name(spec, seed)
     work_dir.mkdir(parents=True, exist_ok=True)
-    cfg.dump(str(work_dir / 'bench_config.py'))
+    if spec == 'yolov7pose':
+        cmd = yolov7pose_command(args, seed, gt_file, work_dir)
+    else:
+        cfg = yoloxpose_config(args, seed, gt_file) if spec == 'yoloxpose' \
+            else ours_config(spec, args, seed, gt_file)
+        cfg.dump(str(work_dir / 'bench_config.py'))
+        cmd = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'),
+               str(work_dir / 'bench_config.py'), '--work-dir', str(work_dir)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONUNBUFFERED='1')
     log = open(work_dir / 'train.log', 'w')
-    cmd = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'),
-           str(work_dir / 'bench_config.py'), '--work-dir', str(work_dir)]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.started = time.time()
     proc.run = (spec, seed, work_dir)
@@ -411,7 +434,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     data.add_argument('--metainfo', default=str(REPO_ROOT / 'configs/_base_/datasets/tiger.py'),
                       help='MMPose metainfo file: keypoint names, flip pairs, sigmas')
     parser.add_argument('--models', nargs='+', default=['ours', 'yoloxpose'],
-                        help="'ours[@CONFIG][+variant...]' and/or 'yoloxpose'")
+                        help="'ours[@CONFIG][+variant...]', 'yoloxpose' and/or 'yolov7pose'")
+    parser.add_argument('--yolov7-root', help='checkout of the original pose branch '
+                        '(for yolov7pose)')
+    parser.add_argument('--yolov7-tiny-cfg', help="the original main branch's "
+                        'cfg/training/yolov7-tiny.yaml (for yolov7pose)')
     parser.add_argument('--ours-config', default='configs/tiger_kpt_tiny.py')
     parser.add_argument('--epochs', type=int, default=90)
     parser.add_argument('--batch', type=int, default=8)

@@ -199,3 +199,59 @@ def test_accuracy_bench_trains_scores_and_plots(tmp_path):
     assert json.loads((tmp_path / 'accuracy.json').read_text())['summary'][0]['AP'] == \
         payload['summary'][0]['AP']
     assert '| ours ' in again
+
+
+YOLOV7_PEER = """
+import json, sys
+from pathlib import Path
+import yolov7_pose_peer as p
+out = {{}}
+# 2 keypoints with (x, y): the first labelled, the second (0, 0) = unlabelled; 15 padding slots
+row = p.convert_label_line('0 0.5 0.5 0.2 0.4 0.1 0.2 0 0', 2, 'a.txt:1')
+out['xy'] = row
+# (x, y, v): v = 0 hides the point whatever its coordinates
+out['xyv'] = p.convert_label_line('1 0.5 0.5 0.2 0.4 0.1 0.2 2 0.3 0.4 0', 2, 'a.txt:2')
+try:
+    p.convert_label_line('0 0.5 0.5 0.2 0.4 0.1', 2, 'b.txt:7')
+except ValueError as e:
+    out['error'] = str(e)
+tiny = dict(nc=80, anchors=[[1, 2]], backbone=[[-1, 1, 'Conv', [32, 3, 2]], [-1, 1, 'MP', []]],
+            head=[[-1, 1, 'SP', [5]], [[0, 1], 1, 'IDetect', ['nc', 'anchors']]])
+out['yaml'] = p.pose_model_yaml(tiny, 1)
+n = p.write_split(Path({images!r}), Path({tmp!r}) / 'train', 12)
+labels = sorted((Path({tmp!r}) / 'train' / 'labels').glob('*.txt'))
+out['split'] = [n, len(labels), len(list((Path({tmp!r}) / 'train' / 'images').iterdir())),
+                {{len(l.split()) for f in labels for l in f.read_text().splitlines()}}]
+print(json.dumps(out, default=sorted))
+"""
+
+
+def test_yolov7_pose_peer_labels_and_model(tmp_path):
+    """The original pose branch's 56-column labels (K keypoints in the first slots, the rest
+    unlabelled, errors name file and line) and yolov7-tiny turned into its keypoint model."""
+    code = YOLOV7_PEER.format(images=str(SAMPLE / 'train' / 'images'), tmp=str(tmp_path))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'bench',
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out['xy'] == [0, 0.5, 0.5, 0.2, 0.4, 0.1, 0.2, 2, 0, 0, 0] + [0] * 45
+    assert out['xyv'] == [1, 0.5, 0.5, 0.2, 0.4, 0.1, 0.2, 2, 0, 0, 0] + [0] * 45
+    assert out['error'] == 'b.txt:7: 6 values, expected 5 + 2 x 2 or x 3'
+    assert out['yaml']['nc'] == 1 and out['yaml']['nkpt'] == 17
+    assert out['yaml']['backbone'] == [[-1, 1, 'Conv', [32, 3, 2]],
+                                       [-1, 1, 'nn.MaxPool2d', [2, 2]]]
+    assert out['yaml']['head'] == [[-1, 1, 'nn.MaxPool2d', [5, 1, 2]],
+                                   [[0, 1], 1, 'IKeypoint', ['nc', 'anchors', 'nkpt']]]
+    images = len(list((SAMPLE / 'train' / 'images').iterdir()))
+    assert out['split'] == [images, images, images, [56]]
+
+
+def test_accuracy_bench_yolov7pose_needs_its_checkout():
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'bench' / 'accuracy.py'), '--models', 'yolov7pose',
+         '--data-root', str(SAMPLE), '--train-images', 'train/images',
+         '--val-images', 'val/images', '--out-dir', '/nonexistent/never'],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode != 0
+    assert 'yolov7pose needs --yolov7-root' in proc.stderr

@@ -1,0 +1,392 @@
+"""The original YOLOv7 pose branch's own ``train.py`` on a YOLO keypoint dataset, scored by the
+accuracy bench's evaluator.
+
+The peer of ``bench/accuracy.py`` (model ``yolov7pose``), also runnable alone. It never vendors
+the original: it takes a checkout of the ``pose`` branch of WongKinYiu/yolov7
+(``--yolov7-root``) and the main branch's ``cfg/training/yolov7-tiny.yaml`` (``--tiny-cfg``; the
+pose branch ships only the 1280-pixel ``yolov7-w6-pose.yaml``), runs the branch's ``train.py``
+with its ``data/hyp.pose.yaml`` in a child process, then predicts the validation images with its
+own model, ``letterbox`` and ``non_max_suppression`` and scores them with ``KptBoxCocoMetric``
+against the same ground-truth json as every other model of the bench.
+
+The branch hard-codes COCO's 17 person keypoints (label width, ``random_perspective``, decode,
+NMS, flip indices, loss sigmas). What this script changes, all at run time and in memory:
+
+* **Labels** are written in its 56-column layout ``class cx cy w h`` + 17 x ``(x, y, v)``: the
+  dataset's K <= 17 keypoints in the first K slots, the rest unlabelled ``(0, 0, 0)``; its loss
+  masks keypoints whose coordinates are 0, so the padding never trains.
+* **Flip indices** are the dataset's (identity for the padding) instead of COCO's; **loss
+  sigmas** are the dataset's instead of COCO's -- the two edits a user training another
+  skeleton with that code has to make.
+* **Model:** yolov7-tiny from ``--tiny-cfg`` with ``IKeypoint`` (one 1x1 keypoint conv per
+  scale, as ``yolov7-w6-pose.yaml``) in place of ``IDetect``; ``MP`` / ``SP``, absent from the
+  pose branch's ``models/common.py``, become ``nn.MaxPool2d`` with the same kernel, stride and
+  padding.
+* **Environment:** ``np.int`` (gone in NumPy 1.24) aliases ``int``; ``seaborn`` (label plots
+  only) is a no-op stub when missing; ``torch.load`` reads its own checkpoints with
+  ``weights_only=False`` (torch >= 2.6 default); ``init_seeds`` takes ``--seed`` (its
+  ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid indices with
+  float-tensor bounds, refused since torch 1.12, gets integer bounds; ``last.pt`` is copied every ``--val-interval`` epochs so
+  the bench has a curve.
+
+Evaluation mirrors the branch's ``test.py`` path: shrink with ``INTER_AREA`` to the input size
+(its ``load_image``), letterbox to a square, ``conf_thres=0.001``, ``iou_thres=0.6``, and map
+boxes and keypoints back with its ``scale_coords``; the EMA weights are scored.
+
+Example::
+
+    git clone -b pose https://github.com/WongKinYiu/yolov7 /tmp/yolov7_pose
+    git -C /tmp/yolov7_pose show origin/main:cfg/training/yolov7-tiny.yaml > /tmp/yolov7-tiny.yaml
+    python bench/yolov7_pose_peer.py --yolov7-root /tmp/yolov7_pose \\
+        --tiny-cfg /tmp/yolov7-tiny.yaml --work-dir bench_results/yolov7pose_seed0
+"""
+import argparse
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from _common import REPO_ROOT
+
+NUM_SLOTS = 17  # the pose branch's hard-coded keypoint count
+CONF_THRES, IOU_THRES = 0.001, 0.6  # its test.py defaults
+
+
+# ----------------------------------------------------------------------------- data and model
+def convert_label_line(line: str, num_keypoints: int, where: str) -> List[float]:
+    """One YOLO keypoint label line as the pose branch's 56 columns.
+
+    Args:
+        line (str): ``class cx cy w h`` then ``num_keypoints`` x ``(x, y)`` or ``(x, y, v)``,
+            normalised.
+        num_keypoints (int): K <= 17.
+        where (str): ``file:line`` for the error message.
+
+    Returns:
+        list[float]: ``class cx cy w h`` + 17 x ``(x, y, v)``; a keypoint without a visibility
+        column is labelled (v = 2) unless it is ``(0, 0)``; slots K..16 are ``(0, 0, 0)``.
+    """
+    values = [float(v) for v in line.split()]
+    per = (len(values) - 5) / num_keypoints if num_keypoints else 0
+    if per not in (2, 3):
+        raise ValueError(f'{where}: {len(values)} values, expected 5 + {num_keypoints} x 2 '
+                         f'or x 3')
+    per = int(per)
+    out = values[:5]
+    for k in range(NUM_SLOTS):
+        if k >= num_keypoints:
+            out += [0., 0., 0.]
+            continue
+        x, y = values[5 + per * k:7 + per * k]
+        v = values[7 + per * k] if per == 3 else (0. if x == 0 and y == 0 else 2.)
+        out += [x, y, v] if v > 0 else [0., 0., 0.]
+    return out
+
+
+def write_split(images: Path, out: Path, num_keypoints: int) -> int:
+    """Symlink a split's images into ``out/images`` and write its labels, converted, to
+    ``out/labels`` (the branch finds labels by that path substitution). Returns the count."""
+    labels = images.parent / 'labels'
+    (out / 'images').mkdir(parents=True, exist_ok=True)
+    (out / 'labels').mkdir(parents=True, exist_ok=True)
+    count = 0
+    for image in sorted(images.iterdir()):
+        if image.suffix.lower() not in ('.jpg', '.jpeg', '.png', '.bmp'):
+            continue
+        link = out / 'images' / image.name
+        if not link.exists():
+            link.symlink_to(image.resolve())
+        label = labels / f'{image.stem}.txt'
+        rows = []
+        if label.exists():
+            for number, line in enumerate(label.read_text().splitlines(), 1):
+                if line.strip():
+                    rows.append(convert_label_line(line, num_keypoints, f'{label}:{number}'))
+        (out / 'labels' / f'{image.stem}.txt').write_text(
+            ''.join(' '.join(f'{v:.6g}' for v in row) + '\n' for row in rows))
+        count += 1
+    return count
+
+
+def pose_model_yaml(tiny: dict, num_classes: int) -> dict:
+    """yolov7-tiny's layer list with ``IKeypoint(nkpt=17)`` as the head and the two pooling
+    modules the pose branch lacks spelled as ``nn.MaxPool2d``."""
+    model = dict(tiny, nc=num_classes, nkpt=NUM_SLOTS)
+    layers = []
+    for source, number, module, args in tiny['backbone'] + tiny['head']:
+        if module == 'MP':  # 2x2 max-pool, stride 2
+            module, args = 'nn.MaxPool2d', [2, 2]
+        elif module == 'SP':  # k x k max-pool, stride 1, same size
+            kernel = args[0] if args else 3
+            module, args = 'nn.MaxPool2d', [kernel, 1, kernel // 2]
+        elif module in ('IDetect', 'Detect'):
+            module, args = 'IKeypoint', ['nc', 'anchors', 'nkpt']
+        layers.append([source, number, module, list(args)])
+    split = len(tiny['backbone'])
+    model['backbone'], model['head'] = layers[:split], layers[split:]
+    if not any(layer[2] == 'IKeypoint' for layer in model['head']):
+        raise SystemExit('the --tiny-cfg head has no IDetect/Detect layer to turn into IKeypoint')
+    return model
+
+
+def _metainfo(path: str) -> dict:
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    return parse_pose_metainfo(dict(from_file=str(Path(path).resolve())))
+
+
+def prepare(args: argparse.Namespace, work: Path) -> Dict[str, str]:
+    """The branch's data yaml, model yaml and label layout under ``work``; returns the paths."""
+    import yaml
+    meta = _metainfo(args.metainfo)
+    num_keypoints = int(meta['num_keypoints'])
+    if num_keypoints > NUM_SLOTS:
+        raise SystemExit(f'{args.metainfo}: {num_keypoints} keypoints; the pose branch holds at '
+                         f'most {NUM_SLOTS}')
+    root = Path(args.data_root)
+    counts = {split: write_split(root / folder, work / 'data' / split, num_keypoints)
+              for split, folder in (('train', args.train_images), ('val', args.val_images))}
+    classes = sorted({int(line.split()[0]) for label in (work / 'data').glob('*/labels/*.txt')
+                      for line in label.read_text().splitlines() if line.strip()})
+    num_classes = max(classes) + 1 if classes else 1
+    data_yaml = work / 'data.yaml'
+    data_yaml.write_text(yaml.safe_dump(dict(
+        train=str((work / 'data/train/images').resolve()),
+        val=str((work / 'data/val/images').resolve()), nc=num_classes,
+        names=[f'class_{i}' for i in range(num_classes)]), sort_keys=False))
+    model_yaml = work / 'yolov7-tiny-pose.yaml'
+    tiny = yaml.safe_load(Path(args.tiny_cfg).read_text())
+    model_yaml.write_text(yaml.safe_dump(pose_model_yaml(tiny, num_classes), sort_keys=False))
+    flip = [int(i) for i in meta['flip_indices']] + list(range(num_keypoints, NUM_SLOTS))
+    sigmas = [float(s) for s in meta['sigmas']] + [1.] * (NUM_SLOTS - num_keypoints)
+    setup = dict(flip_index=flip, sigmas=sigmas, num_keypoints=num_keypoints, counts=counts)
+    (work / 'peer_setup.json').write_text(json.dumps(setup, indent=1))
+    return dict(data=str(data_yaml), model=str(model_yaml))
+
+
+# ----------------------------------------------------------------------------- the child
+def _install_shims(root: Path, setup: dict, seed: int, copy_every: int) -> None:
+    """Make the branch importable and run for ``setup`` (see the module docstring)."""
+    import numpy as np
+    import torch
+    if not hasattr(np, 'int'):
+        np.int = int  # removed in NumPy 1.24, used by its datasets.py / general.py
+    try:
+        import seaborn  # noqa: F401
+    except ImportError:
+        stub = types.ModuleType('seaborn')
+        stub.__file__ = '<no-op seaborn stub>'
+
+        def no_op(name):
+            if name.startswith('__'):
+                raise AttributeError(name)
+            return lambda *a, **k: None
+
+        stub.__getattr__ = no_op
+        sys.modules['seaborn'] = stub
+    original_load, original_save = torch.load, torch.save
+
+    def load(*a, **k):
+        k.setdefault('weights_only', False)  # its own pickled models
+        return original_load(*a, **k)
+
+    def save(obj, f, *a, **k):
+        original_save(obj, f, *a, **k)
+        if str(f).endswith('last.pt') and isinstance(obj, dict) and 'epoch' in obj:
+            epoch = int(obj['epoch']) + 1  # strip_optimizer's final re-save has epoch -1
+            if epoch > 0 and epoch % copy_every == 0:
+                shutil.copyfile(f, Path(f).with_name(f'epoch_{epoch}.pt'))
+
+    torch.load, torch.save = load, save
+    clamp_ = torch.Tensor.clamp_
+
+    def int_clamp_(self, min=None, max=None):
+        # torch >= 1.12 refuses float-tensor bounds on an integer tensor in place (its
+        # build_targets clamps grid indices with bounds taken from a float gain tensor)
+        if not self.is_floating_point():
+            min, max = (int(b) if isinstance(b, torch.Tensor) else b for b in (min, max))
+        return clamp_(self, min, max)
+
+    torch.Tensor.clamp_ = int_clamp_
+    sys.path.insert(0, str(root))
+    import utils.datasets as datasets
+    import utils.general as general
+    import utils.loss as loss
+
+    init = datasets.LoadImagesAndLabels.__init__
+
+    def dataset_init(self, *a, **k):
+        init(self, *a, **k)
+        self.flip_index = list(setup['flip_index'])
+
+    datasets.LoadImagesAndLabels.__init__ = dataset_init
+    seed_fn = general.init_seeds
+    general.init_seeds = lambda offset=0: seed_fn(seed + offset)
+
+    sigmas = torch.tensor(setup['sigmas'])
+
+    class _Torch(types.ModuleType):
+        """``torch`` for its loss module: the one 17-float ``torch.tensor`` there is the COCO
+        sigmas x 10; it gets the dataset's."""
+
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+        @staticmethod
+        def tensor(data, *a, **k):
+            if isinstance(data, list) and len(data) == NUM_SLOTS and \
+                    all(isinstance(v, float) for v in data):
+                return (sigmas * 10.).to(k.get('device', 'cpu'))
+            return torch.tensor(data, *a, **k)
+
+    loss.torch = _Torch('torch')
+
+
+def train_child(args: argparse.Namespace) -> None:
+    work = Path(args.work_dir).resolve()
+    setup = json.loads((work / 'peer_setup.json').read_text())
+    root = Path(args.yolov7_root).resolve()
+    _install_shims(root, setup, args.seed, args.val_interval)
+    device = args.device or ('0' if __import__('torch').cuda.is_available() else 'cpu')
+    sys.argv = ['train.py', '--weights', '', '--cfg', str(work / 'yolov7-tiny-pose.yaml'),
+                '--data', str(work / 'data.yaml'), '--hyp', str(root / 'data/hyp.pose.yaml'),
+                '--epochs', str(args.epochs), '--batch-size', str(args.batch),
+                '--img-size', str(args.img_size), str(args.img_size), '--device', device,
+                '--workers', str(args.workers), '--project', str(work), '--name', 'train',
+                '--exist-ok', '--kpt-label', '--notest']
+    os.chdir(work)
+    runpy.run_path(str(root / 'train.py'), run_name='__main__')
+
+
+def evaluate_child(args: argparse.Namespace) -> None:
+    """Score every ``epoch_N.pt`` with ``KptBoxCocoMetric``; one ``scalars.json`` line each,
+    where ``bench/accuracy.py`` reads MMEngine's."""
+    import cv2
+    import numpy as np
+    import torch
+    work = Path(args.work_dir).resolve()
+    setup = json.loads((work / 'peer_setup.json').read_text())
+    root = Path(args.yolov7_root).resolve()
+    _install_shims(root, setup, args.seed, args.val_interval)
+    import utils.datasets as datasets
+    import utils.general as general
+
+    import turtle_plugin  # noqa: F401  (registers the metric)
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import METRICS
+    init_default_scope('mmpose')
+    gt = json.loads(Path(args.gt_file).read_text())
+    images = {Path(i['file_name']).name: i for i in gt['images']}
+    folder = Path(args.data_root) / args.val_images
+    num_keypoints = setup['num_keypoints']
+    out = work / 'peer_eval' / 'vis_data'
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    checkpoints = sorted((work / 'train' / 'weights').glob('epoch_*.pt'),
+                         key=lambda p: int(p.stem.split('_')[1]))
+    size = args.img_size
+    for checkpoint in checkpoints:
+        ckpt = torch.load(checkpoint, map_location='cpu')
+        model = (ckpt.get('ema') or ckpt['model']).float().fuse().eval()
+        metric = METRICS.build(dict(type='KptBoxCocoMetric', ann_file=args.gt_file,
+                                    score_mode='bbox', nms_mode='none'))
+        metric.dataset_meta = _metainfo(args.metainfo)
+        for name, info in sorted(images.items()):
+            img0 = cv2.imread(str(folder / name))
+            if img0 is None:
+                raise FileNotFoundError(f'{folder / name} (image {info["id"]} of '
+                                        f'{args.gt_file}) cannot be read')
+            h0, w0 = img0.shape[:2]
+            r = size / max(h0, w0)
+            img = img0 if r == 1 else cv2.resize(
+                img0, (int(w0 * r), int(h0 * r)),
+                interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+            img = datasets.letterbox(img, size, auto=False, scaleup=False)[0]
+            tensor = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
+            tensor = tensor.float()[None] / 255.
+            with torch.no_grad():
+                pred = model(tensor)[0]
+            det = general.non_max_suppression(pred, CONF_THRES, IOU_THRES, kpt_label=True,
+                                              nc=model.yaml['nc'], nkpt=NUM_SLOTS)[0]
+            boxes = general.scale_coords(tensor.shape[2:], det[:, :4].clone(), img0.shape)
+            kpts = general.scale_coords(tensor.shape[2:], det[:, 6:].clone(), img0.shape,
+                                        kpt_label=True, step=3)
+            kpts = kpts.view(len(det), NUM_SLOTS, 3)[:, :num_keypoints]
+            sample = dict(id=info['id'], img_id=info['id'], category_id=1, ori_shape=(h0, w0),
+                          gt_instances={},
+                          pred_instances=dict(bboxes=boxes.numpy(),
+                                              bbox_scores=det[:, 4].numpy(),
+                                              labels=det[:, 5].long().numpy(),
+                                              keypoints=kpts[..., :2].numpy(),
+                                              keypoint_scores=kpts[..., 2].numpy()))
+            metric.process([], [sample])
+        scores = metric.evaluate(len(images))
+        lines.append(json.dumps(dict(step=int(checkpoint.stem.split('_')[1]),
+                                     **{k: float(v) for k, v in scores.items()
+                                        if isinstance(v, (int, float))})))
+        print(checkpoint.name, {k: scores[k] for k in ('coco/AP', 'kpt/mean_err_px')
+                                if k in scores}, flush=True)
+    (out / 'scalars.json').write_text('\n'.join(lines) + '\n')
+
+
+# ----------------------------------------------------------------------------- entry point
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--yolov7-root', required=True, help='checkout of the pose branch')
+    parser.add_argument('--tiny-cfg', required=True,
+                        help="the main branch's cfg/training/yolov7-tiny.yaml")
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--data-root', default=str(REPO_ROOT.parent / 'shared/data/tiger_pose'))
+    parser.add_argument('--train-images', default='train/images')
+    parser.add_argument('--val-images', default='val/images')
+    parser.add_argument('--metainfo', default=str(REPO_ROOT / 'configs/_base_/datasets/tiger.py'))
+    parser.add_argument('--gt-file', help='COCO ground truth of the val split (default: dumped '
+                        'by YOLOKptDataset into the work dir)')
+    parser.add_argument('--epochs', type=int, default=90)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--img-size', type=int, default=256)
+    parser.add_argument('--val-interval', type=int, default=10)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--workers', type=int, default=1)
+    parser.add_argument('--device', default=None, help="its --device: 'cpu' or '0'")
+    parser.add_argument('--stage', choices=('all', 'train', 'evaluate'), default='all')
+    parser.add_argument('--child', choices=('train', 'evaluate'), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _ground_truth(args: argparse.Namespace, work: Path) -> str:
+    import turtle_plugin  # noqa: F401
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import DATASETS
+    init_default_scope('mmpose')
+    dataset = DATASETS.build(dict(
+        type='YOLOKptDataset', data_root=str(Path(args.data_root).resolve()) + '/',
+        data_yaml='', split='val', data_prefix=dict(img=args.val_images),
+        metainfo=dict(from_file=str(Path(args.metainfo).resolve())), test_mode=True))
+    return dataset.dump_coco_json(str(work / 'val_ground_truth.json'))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.child == 'train':
+        return train_child(args)
+    if args.child == 'evaluate':
+        return evaluate_child(args)
+    work = Path(args.work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if args.stage in ('all', 'train'):
+        prepare(args, work)
+        subprocess.run([sys.executable, __file__, *argv, '--child', 'train'], check=True)
+    if args.stage in ('all', 'evaluate'):
+        if not args.gt_file:
+            argv += ['--gt-file', _ground_truth(args, work)]
+        subprocess.run([sys.executable, __file__, *argv, '--child', 'evaluate'], check=True)
+
+
+if __name__ == '__main__':
+    main()
