@@ -101,6 +101,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--yolov7-root', default=None,
                         help='local checkout of the original YOLOv7 (main branch)')
+    parser.add_argument('--breakdown', choices=('host', 'sync'), default=None,
+                        help='instead of comparing implementations, time the stages of our '
+                        'step (data preprocessor ... EMA update): `host` = host time of each '
+                        'stage (the device runs behind; the wait is its own stage), `sync` = '
+                        'synchronised after each stage (device time included); medians of '
+                        '--iters steps (default 20) after --warmup (default 3), and the host '
+                        'syncs of one step (turtle_plugin.testing.HostSyncCounter)')
+    parser.add_argument('--ema-type', default=None,
+                        help="--breakdown: the EMA model to update (default: the config's "
+                        "EMAHook ema_type), e.g. mmdet.ExpMomentumEMA")
     parser.add_argument('--out', default='bench_results/train_step.json')
     return parser.parse_args(argv)
 
@@ -189,6 +199,17 @@ def build_ours(task: str, arch: str, assigner: str, num_keypoints: int, device: 
                precision: str, channels_last: bool, data: dict, compiled: bool,
                clip: bool = True) -> Callable:
     """The training step of one of our configs, random init."""
+    model, optim_wrapper = build_ours_parts(task, arch, assigner, num_keypoints, device,
+                                            precision, channels_last, data, compiled, clip)
+    inputs = _inputs(data, device, channels_last)
+    samples = det_samples(data, device) if task == 'det' else pose_samples(data, device)
+    return mmengine_step(model, optim_wrapper, inputs, samples)
+
+
+def build_ours_parts(task: str, arch: str, assigner: str, num_keypoints: int, device: str,
+                     precision: str, channels_last: bool, data: dict, compiled: bool = False,
+                     clip: bool = True) -> tuple:
+    """The model (train mode, random init) and ``optim_wrapper`` of one of our configs."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
@@ -221,9 +242,7 @@ def build_ours(task: str, arch: str, assigner: str, num_keypoints: int, device: 
         model = model.to(memory_format=torch.channels_last)
     if compiled:
         compile_network(model)
-    inputs = _inputs(data, device, channels_last)
-    samples = det_samples(data, device) if task == 'det' else pose_samples(data, device)
-    return mmengine_step(model, optim_wrapper, inputs, samples)
+    return model, optim_wrapper
 
 
 def build_yoloxpose(num_keypoints: int, device: str, precision: str, channels_last: bool,
@@ -317,6 +336,156 @@ def build_original(modules, root: Path, arch: str, assigner: str, device: str,
         optimizer.zero_grad()
 
     return step
+
+
+# ---------------------------------------------------------------------------- breakdown
+STAGES = ('data_preprocessor', 'backbone+neck', 'head convs', 'assignment', 'loss',
+          'parse_losses', 'backward', 'optimizer step', 'zero_grad', 'ema update', 'device wait')
+
+
+class StageClock:
+    """Host seconds per named stage of one step: ``with clock('loss'):``, or a method of an
+    object wrapped in place (:meth:`wrap`) so that stages inside MMEngine's calls are split out.
+    Stages nest: a wrapped call inside a timed block is subtracted from the block. With
+    ``sync`` each stage ends with ``torch.cuda.synchronize()`` (device time included). ``clock``
+    is ``time.perf_counter`` (wall) or ``time.thread_time`` (this thread's CPU time: steadier
+    on a shared CPU, where wall time includes waiting for a core)."""
+
+    def __init__(self, sync: bool = False, clock: Callable[[], float] = time.perf_counter):
+        self.sync = sync and torch.cuda.is_available()
+        self.clock = clock
+        self.seconds: Dict[str, float] = {}
+        self._stack: List[float] = []  # time spent in nested stages, per open stage
+
+    def __call__(self, stage: str):
+        clock = self
+
+        class _Stage:
+
+            def __enter__(self):
+                clock._stack.append(0.0)
+                self.start = clock.clock()
+
+            def __exit__(self, *exc):
+                if clock.sync:
+                    torch.cuda.synchronize()
+                spent = clock.clock() - self.start
+                nested = clock._stack.pop()
+                clock.seconds[stage] = clock.seconds.get(stage, 0.0) + spent - nested
+                if clock._stack:
+                    clock._stack[-1] += spent
+
+        return _Stage()
+
+    def wrap(self, owner, method: str, stage: str) -> None:
+        inner = getattr(owner, method)
+
+        def timed(*args, **kwargs):
+            with self(stage):
+                return inner(*args, **kwargs)
+
+        setattr(owner, method, timed)
+
+
+def build_breakdown(task: str, arch: str, assigner: str, args, device: str, precision: str,
+                    channels_last: bool, data: dict, clock: StageClock) -> Tuple[Callable, Callable]:
+    """Our step split into the stages of :data:`STAGES`: MMEngine's ``train_step`` from a
+    batch on the host (``data_preprocessor`` moves it to the device), then the EMA update
+    the configs' ``EMAHook`` makes after each iteration. Returns ``step()`` and ``one_loss()``
+    (forward and loss only, for counting host syncs)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    model, optim_wrapper = build_ours_parts(task, arch, assigner, args.num_keypoints, device,
+                                            precision, channels_last, data)
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / CONFIGS[(arch, task)]))
+    ema_cfg = dict(cfg.default_hooks.ema)
+    ema_cfg = {k: v for k, v in ema_cfg.items() if k not in ('type', 'priority', 'begin_iter')}
+    ema_cfg['type'] = ema_cfg.pop('ema_type')
+    if args.ema_type:
+        ema_cfg['type'] = args.ema_type
+    with DefaultScope.overwrite_default_scope('mmdet' if task == 'det' else 'mmpose'):
+        ema = MODELS.build(dict(ema_cfg, model=model))
+    images = (data['images'] * 255).round().to(torch.uint8)
+    samples = det_samples(data, 'cpu') if task == 'det' else pose_samples(data, 'cpu')
+    raw = dict(inputs=list(images), data_samples=samples)
+    head = model.bbox_head if task == 'det' else model.head
+    clock.wrap(model, 'extract_feat', 'backbone+neck')
+    clock.wrap(head.head_module, 'forward', 'head convs')
+    clock.wrap(head, 'get_targets', 'assignment')
+
+    def step() -> None:
+        with optim_wrapper.optim_context(model):
+            with clock('data_preprocessor'):
+                batch = model.data_preprocessor(raw, True)
+            if channels_last:
+                batch['inputs'] = batch['inputs'].contiguous(memory_format=torch.channels_last)
+            with clock('loss'):
+                losses = model(**batch, mode='loss')
+        with clock('parse_losses'):
+            parsed, _ = model.parse_losses(losses)
+        # optim_wrapper.update_params(parsed), stage by stage (no gradient accumulation)
+        with clock('backward'):
+            optim_wrapper.backward(optim_wrapper.scale_loss(parsed))
+        with clock('optimizer step'):
+            optim_wrapper.step()
+        with clock('zero_grad'):
+            optim_wrapper.zero_grad()
+        with clock('ema update'):
+            ema.update_parameters(model)
+        with clock('device wait'):
+            synchronize(device)
+
+    def one_loss() -> None:
+        with optim_wrapper.optim_context(model):
+            losses = model(**model.data_preprocessor(raw, True), mode='loss')
+        parsed, _ = model.parse_losses(losses)
+        optim_wrapper.update_params(parsed)
+
+    return step, one_loss
+
+
+def run_breakdown(args, devices: Sequence[str], results: List[dict]) -> List[list]:
+    """Per-stage host time of our step (medians over steps), one row per case."""
+    from turtle_plugin.testing import HostSyncCounter
+    rows = []
+    for device, arch, img_size, batch, precision, cl, task, assigner in (
+            (d, a, s, b, p, c, t, g) for d in devices for a in args.archs
+            for s in args.img_sizes for b in args.batches for p in args.precisions
+            for c in args.channels_last for t in args.tasks for g in args.assigners):
+        if device == 'cpu' and precision != 'fp32':
+            continue
+        data = make_batch(batch, img_size, args.objects, args.num_keypoints)
+        # CPU: the thread's CPU time (a shared machine); CUDA: wall time on the host
+        clock = StageClock(sync=args.breakdown == 'sync',
+                           clock=time.thread_time if device == 'cpu' else time.perf_counter)
+        step, one_loss = build_breakdown(task, arch, assigner, args, device, precision,
+                                         cl == 'on', data, clock)
+        for _ in range(args.warmup if args.warmup is not None else 3):
+            step()
+        with HostSyncCounter() as syncs:  # on CPU: what would synchronise on CUDA
+            one_loss()
+        per_stage: Dict[str, List[float]] = {stage: [] for stage in STAGES}
+        totals = []
+        for _ in range(args.iters or 20):
+            clock.seconds = {}
+            start = clock.clock()
+            step()
+            totals.append(clock.clock() - start)
+            for stage in STAGES:
+                per_stage[stage].append(clock.seconds.get(stage, 0.0))
+        medians = {stage: 1e3 * median(v) for stage, v in per_stage.items()}
+        # 'loss' holds what model.loss spends outside the wrapped stages: gts packing, losses
+        results.append(dict(device=device, arch=arch, img_size=img_size, batch=batch,
+                            precision=precision, channels_last=cl == 'on', task=task,
+                            ema_type=args.ema_type or 'config',
+                            assigner=assigner, mode=args.breakdown, ms_median=medians,
+                            clock='thread CPU time' if device == 'cpu' else 'wall',
+                            ms_step_median=1e3 * median(totals), host_syncs=len(syncs),
+                            host_sync_sites=[str(s) for s in syncs.syncs]))
+        rows.append([device, arch, img_size, batch, precision, cl, task, assigner]
+                    + [medians[s] for s in STAGES] + [1e3 * median(totals), len(syncs)])
+        print(syncs.report(), flush=True)
+    return rows
 
 
 # ------------------------------------------------------------------------------- timing
@@ -453,6 +622,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         original = (import_original(root, 'models.yolo', 'utils.loss'), root)
 
     results, rows = [], []
+    if args.breakdown:
+        headers = ['device', 'arch', 'size', 'batch', 'prec', 'ch_last', 'task', 'assigner',
+                   *STAGES, 'step ms', 'syncs']
+        rows = run_breakdown(args, devices, results)
+        payload = result_payload('train_step_breakdown', started, machine,
+                                 dict(vars(args), torch_threads=torch.get_num_threads(),
+                                      devices=devices), results=results)
+        print_table(headers, rows, title=f'training step by stage, ms ({args.breakdown} '
+                    'time; CPU: thread CPU time, CUDA: wall), medians over steps')
+        print(f'\nwritten to {write_json(args.out, payload)}')
+        return payload
     for device in devices:
         for arch in args.archs:
             for img_size in args.img_sizes:

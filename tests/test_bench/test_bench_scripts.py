@@ -43,6 +43,26 @@ def test_train_step_times_every_requested_case(tmp_path):
     assert payload['machine']['usable_cpus'] >= 1 and payload['command'].startswith('python')
 
 
+def test_train_step_breakdown_times_every_stage(tmp_path):
+    out = tmp_path / 'breakdown.json'
+    stdout = _run('train_step.py', '--breakdown', 'host', '--devices', 'cpu', '--archs', 'tiny',
+                  '--img-sizes', 64, '--batches', 2, '--tasks', 'kpt', 'det', '--assigners', 'v5',
+                  '--iters', 2, '--warmup', 1, '--threads', 1, '--out', out)
+    assert 'training step by stage' in stdout
+    payload = json.loads(out.read_text())
+    assert payload['benchmark'] == 'train_step_breakdown'
+    assert {r['task'] for r in payload['results']} == {'kpt', 'det'}
+    for result in payload['results']:
+        stages = result['ms_median']
+        assert list(stages) == ['data_preprocessor', 'backbone+neck', 'head convs',
+                                'assignment', 'loss', 'parse_losses', 'backward',
+                                'optimizer step', 'zero_grad', 'ema update', 'device wait']
+        assert all(ms >= 0 for ms in stages.values())
+        assert stages['backbone+neck'] > 0 and stages['backward'] > 0
+        # the step itself syncs nowhere; the one read is MMEngine's stack_batch on a CPU table
+        assert result['host_syncs'] == len(result['host_sync_sites'])
+
+
 CHECK_BATCH = """
 import train_step as t
 d = t.make_batch(4, 96, 3, 5, seed=1)

@@ -38,8 +38,9 @@ default_hooks = dict(
     param_scheduler=dict(
         type='YOLOv7ParamSchedulerHook', scheduler_type='cosine', lr_factor=0.1,
         warmup_epochs=3, min_warmup_iters=1000, warmup_bias_lr=0.1, warmup_momentum=0.8),
-    # YOLOv5/v7 ModelEMA: decay 0.9999 * (1 - exp(-updates / 2000)); evaluation uses the EMA
-    ema=dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.0001, gamma=2000,
+    # YOLOv5/v7 ModelEMA: decay 0.9999 * (1 - exp(-updates / 2000)); evaluation uses the EMA.
+    # mmdet.ExpMomentumEMA's average and checkpoints, with an update that reads no tensor value
+    ema=dict(type='EMAHook', ema_type='SyncFreeExpMomentumEMA', momentum=0.0001, gamma=2000,
              update_buffers=True, priority=49),
     # the last close_mosaic_epochs train on the task config's train_pipeline_stage2
     close_mosaic=dict(type='CloseMosaicHook', num_last_epochs=close_mosaic_epochs),
