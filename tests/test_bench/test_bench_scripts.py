@@ -94,6 +94,47 @@ def test_end_to_end_loader_only(tmp_path):
     assert payload['summary']['data_wait_share'] is None
 
 
+def test_loader_diagnosis_reports_from_inside_the_loading_process(tmp_path):
+    """Without workers the pipeline runs in the main process: every sample is measured, each
+    transform (and the mosaic's own image loads) timed, the process's threads listed."""
+    out = tmp_path / 'diag.json'
+    stdout = _run('loader_diagnosis.py', 'configs/tiger_kpt_tiny.py', '--data-root', SAMPLE,
+                  '--workers', 0, '--epochs', 1, '--out', out)
+    assert 'per transform, per sample' in stdout
+    payload = json.loads(out.read_text())
+    (case, ) = payload['cases']
+    assert case['workers'] == 0 and case['epochs'][0]['images'] == 16
+    summary = case['summary']
+    assert {'KptLoadImage', 'KptMosaic', 'KptMosaic>KptLoadImage', 'PackPoseInputs'} <= set(
+        summary['transforms'])
+    assert summary['wall_ms'] > 0 and summary['thread_cpu_ms'] > 0
+    assert summary['wall_per_cpu'] == pytest.approx(summary['wall_ms'] / summary['thread_cpu_ms'])
+    (settings, ) = case['worker_settings'].values()
+    assert settings['torch_threads'] >= 1 and 'python [MainThread]' in settings['threads']
+    assert payload['machine']['physical_cores'] >= 1
+
+
+@pytest.mark.slow
+def test_loader_diagnosis_sweeps_pinned_workers_under_main_load(tmp_path):
+    """Two workers pinned to CPU 0 beside a busy main process: each worker reports its
+    single-threaded settings and affinity, both epochs their images, the load ran."""
+    out = tmp_path / 'diag.json'
+    _run('loader_diagnosis.py', 'configs/tiger_kpt_tiny.py', '--data-root', SAMPLE,
+         '--workers', 1, 2, '--epochs', 2, '--taskset', '0', '--main-load', 1, '--out', out)
+    payload = json.loads(out.read_text())
+    assert [c['workers'] for c in payload['cases']] == [1, 2]
+    assert payload['settings']['taskset'] == [0]
+    for case in payload['cases']:
+        assert [e['images'] for e in case['epochs']] == [16, 16]
+        assert case['main_load_products'] > 0
+        assert len(case['worker_settings']) == case['workers']  # one report per worker
+        for worker in case['worker_settings'].values():
+            assert worker['affinity'] == [0] and worker['torch_threads'] == 1
+            assert worker['threads'][0] == 'pt_data_worker [MainThread]'
+        assert case['summary']['images_per_s_per_worker'] == pytest.approx(
+            case['summary']['images_per_s'] / case['workers'])
+
+
 def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
     """bench/trackers.py scores what is installed (MMDetection's ByteTracker always is) and
     records a candidate it cannot import instead of failing."""
