@@ -135,6 +135,54 @@ def test_loader_diagnosis_sweeps_pinned_workers_under_main_load(tmp_path):
             case['summary']['images_per_s'] / case['workers'])
 
 
+GPU_SESSION = REPO / 'bench' / 'gpu_session.sh'
+PARSE_ALL = """
+import importlib, json, sys
+for argv in json.loads(sys.argv[1]):
+    importlib.import_module(argv[0][len('bench/'):-len('.py')]).parse_args(argv[1:])
+print('ok')
+"""
+
+
+def test_gpu_session_script_is_bash_and_installs_the_wheels_first():
+    subprocess.run(['bash', '-n', str(GPU_SESSION)], check=True)
+    first = GPU_SESSION.read_text().splitlines()[0]
+    # gpu-wheels/README.md's line, reading the wheels carried in .gpuwheels/
+    assert first == ('python3 -m pip install -q --no-index --no-deps --no-compile '
+                     '--target /tmp/site .gpuwheels/*.whl')
+
+
+def test_gpu_session_bench_commands_parse(tmp_path):
+    """The script runs through with ``python3`` replaced by a stub that records its arguments;
+    every bench command it would run then parses them as the bench does."""
+    calls, bin_dir, out = tmp_path / 'calls', tmp_path / 'bin', tmp_path / 'out'
+    for folder in (calls, bin_dir, out):
+        folder.mkdir()
+    stub = bin_dir / 'python3'
+    stub.write_text('#!/bin/bash\nn=$(ls "$CALLS" | wc -l)\n'
+                    'printf "%s\\0" "$@" > "$CALLS/$(printf %03d "$n")"\n')
+    stub.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}
+    env.update(PATH=f'{bin_dir}:{env["PATH"]}', CALLS=str(calls), OUT=str(out),
+               RES=str(tmp_path / 'res'))
+    proc = subprocess.run(['bash', str(GPU_SESSION), str(SAMPLE)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    argvs = [[a.decode() for a in f.read_bytes().split(b'\0')[:-1]]
+             for f in sorted(calls.iterdir())]
+    assert argvs[0][:3] == ['-m', 'pip', 'install']
+    benches = [argv for argv in argvs if argv[0].startswith('bench/')]
+    assert [argv[0] for argv in benches] == ['bench/loader_diagnosis.py'] + [
+        'bench/end_to_end.py'] * 3 + ['bench/loader_diagnosis.py'] * 2
+    assert all(argv[argv.index('--data-root') + 1] == str(SAMPLE) for argv in benches)
+    check = subprocess.run([sys.executable, '-c', PARSE_ALL, json.dumps(benches)],
+                           cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
+                           capture_output=True, text=True, timeout=120)
+    assert check.stdout.strip() == 'ok', check.stderr[-3000:]
+    assert (out / 'gpu_session.tgz').is_file()
+    assert (out / 'summary.log').read_text().count('rc=') == len(benches)
+
+
 def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
     """bench/trackers.py scores what is installed (MMDetection's ByteTracker always is) and
     records a candidate it cannot import instead of failing."""
