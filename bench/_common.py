@@ -25,7 +25,7 @@ __all__ = [
     'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
     'import_original', 'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median',
     'format_table', 'print_table', 'write_json', 'result_payload', 'peer_info', 'cpu_topology',
-    'thread_cpu_seconds'
+    'thread_cpu_seconds', 'cgroup_cpu'
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -161,6 +161,54 @@ def cpu_topology() -> Dict[str, Optional[int]]:
     return dict(physical_cores=len(cores), threads_per_core=round(len(usable) / len(cores)))
 
 
+def _cgroup_dirs() -> List[Path]:
+    """The cgroup folders that may hold this process's CPU limit, most specific first."""
+    root, dirs = Path('/sys/fs/cgroup'), []
+    try:
+        for line in Path('/proc/self/cgroup').read_text().splitlines():
+            _, controllers, path = line.split(':', 2)
+            if controllers == '':  # cgroup v2
+                dirs.append(root / path.lstrip('/'))
+            elif 'cpu' in controllers.split(','):  # v1
+                dirs += [root / 'cpu' / path.lstrip('/'), root / controllers / path.lstrip('/')]
+    except (OSError, ValueError):
+        pass
+    return dirs + [root, root / 'cpu']
+
+
+def cgroup_cpu(dirs: Optional[Sequence[Path]] = None) -> Dict[str, Optional[float]]:
+    """The container's CPU quota and how long it was throttled (cgroup v2 ``cpu.max`` /
+    ``cpu.stat``, or v1 ``cpu.cfs_quota_us`` / ``cpu.stat``): ``nproc`` counts the CPUs a
+    process may run on, not a quota, so 16 visible CPUs can deliver only a few CPU-seconds per
+    second. ``quota_cpus`` is None without a quota; values are None where nothing is readable.
+
+    Args:
+        dirs (Sequence[Path], optional): cgroup folders to read, first readable wins; default:
+            this process's.
+    """
+    out: Dict[str, Optional[float]] = dict(quota_cpus=None, nr_throttled=None, throttled_s=None)
+    for folder in _cgroup_dirs() if dirs is None else dirs:
+        try:
+            if (folder / 'cpu.max').is_file():
+                quota, period = (folder / 'cpu.max').read_text().split()
+                out['quota_cpus'] = None if quota == 'max' else int(quota) / int(period)
+            elif (folder / 'cpu.cfs_quota_us').is_file():
+                quota = int((folder / 'cpu.cfs_quota_us').read_text())
+                period = int((folder / 'cpu.cfs_period_us').read_text())
+                out['quota_cpus'] = None if quota < 0 else quota / period
+            else:
+                continue
+            stat = dict(line.split() for line in (folder / 'cpu.stat').read_text().splitlines()
+                        if len(line.split()) == 2)
+        except (OSError, ValueError):
+            continue
+        out['nr_throttled'] = int(stat.get('nr_throttled', 0))
+        out['throttled_s'] = (int(stat['throttled_usec']) / 1e6 if 'throttled_usec' in stat
+                              else int(stat.get('throttled_time', 0)) / 1e9)  # v1: ns
+        break
+    return out
+
+
 def thread_cpu_seconds() -> Dict[str, float]:
     """CPU seconds (user + system) of each thread of this process so far, keyed
     ``'comm [python thread name] tid'`` (the name only for Python threads): which threads of a
@@ -190,8 +238,8 @@ def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) 
 
     Returns:
         dict: ``cpu``, ``logical_cpus``, ``usable_cpus``, ``physical_cores`` and
-        ``threads_per_core`` (of the usable CPUs), ``load_average`` (at the call), ``platform``,
-        ``python`` and ``packages``.
+        ``threads_per_core`` (of the usable CPUs), ``cgroup_cpu`` (quota, throttling),
+        ``load_average`` (at the call), ``platform``, ``python`` and ``packages``.
     """
     try:
         usable = len(os.sched_getaffinity(0))
@@ -202,6 +250,7 @@ def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) 
         logical_cpus=os.cpu_count(),
         usable_cpus=usable,
         **cpu_topology(),
+        cgroup_cpu=cgroup_cpu(),
         load_average=load_average(),
         platform=platform.platform(),
         python=platform.python_version(),

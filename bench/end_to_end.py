@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from _common import (REPO_ROOT, machine_info, median, print_table, result_payload,
+from _common import (REPO_ROOT, cgroup_cpu, machine_info, median, print_table, result_payload,
                      thread_cpu_seconds, utc_now, write_json)
 
 HEADERS = ['epoch', 'seconds', 'img/s', 'data wait %', 'main CPU %', 'iters']
@@ -150,14 +150,19 @@ class MainCPU:
 
     def __init__(self):
         self.cpu, self.threads = time.process_time(), thread_cpu_seconds()
+        self.throttled = cgroup_cpu()['throttled_s']
 
     def stop(self, top: int = 6) -> dict:
-        """``main_cpu_s`` and the ``top`` threads' CPU seconds (``main_thread_cpu_s``)."""
-        after = thread_cpu_seconds()
+        """``main_cpu_s``, the ``top`` threads' CPU seconds (``main_thread_cpu_s``) and the
+        seconds the container's CPU quota held it back (``cgroup_throttled_s``, None if
+        unknown)."""
+        after, throttled = thread_cpu_seconds(), cgroup_cpu()['throttled_s']
         per_thread = sorted(((k, v - self.threads.get(k, 0.)) for k, v in after.items()),
                             key=lambda kv: -kv[1])
         return dict(main_cpu_s=time.process_time() - self.cpu, main_threads=len(after),
-                    main_thread_cpu_s={k: round(v, 3) for k, v in per_thread[:top] if v > 0})
+                    main_thread_cpu_s={k: round(v, 3) for k, v in per_thread[:top] if v > 0},
+                    cgroup_throttled_s=None if throttled is None or self.throttled is None
+                    else throttled - self.throttled)
 
 
 def stop_workers(loader) -> None:
@@ -229,6 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                      else None,
                      main_cpu_share=epoch['main_cpu_s'] / epoch['seconds'],
                      main_threads=epoch['main_threads'],
+                     cgroup_throttled_s=epoch['cgroup_throttled_s'],
                      main_thread_cpu_s=epoch['main_thread_cpu_s'])
         epochs.append(entry)
         rows.append([i + 1, entry['seconds'], entry['images_per_s'],

@@ -40,7 +40,7 @@ step() {  # step NAME SECONDS ARGS...: one command with a time limit, its log an
     timeout -k 15 "$limit" "$PY" "$@" > "$RES/$name.log" 2>&1
     local rc=$?
     grep -v 'Corrupt JPEG' "$RES/$name.log" \
-        | grep -E '^\||^[0-9]+ workers|^worker |^main |Error|Traceback' | tail -60 \
+        | grep -E '^\||^[0-9]+ workers|^worker |^main |^machine|Error|Traceback' | tail -60 \
         | tee -a "$OUT/summary.log"
     echo "=== $name rc=$rc" | tee -a "$OUT/summary.log"
     pack
@@ -48,6 +48,9 @@ step() {  # step NAME SECONDS ARGS...: one command with a time limit, its log an
 
 {   # the machine: cores behind the vCPUs (hyper-threads), memory, GPU, packages
     date -u; nproc; lscpu; free -g; cat /proc/pressure/cpu 2>/dev/null
+    # a container's CPU quota (nproc does not show it) and how often it throttled
+    head /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.stat /sys/fs/cgroup/cpu/cpu.cfs_quota_us \
+        /sys/fs/cgroup/cpu/cpu.stat 2>/dev/null
     command -v nvidia-smi > /dev/null && nvidia-smi -L
     "$PY" -c 'import torch, cv2, numpy; print(torch.__version__, torch.get_num_threads(),
 cv2.__version__, cv2.getNumThreads(), numpy.__version__)'
@@ -74,4 +77,6 @@ step e2e_auto 110 "${E2E[@]}" --workers auto --image-cache-mb auto --amp bfloat1
 step diag_auto 50 "${DIAG[@]}" --workers auto --image-cache-mb auto --out "$RES/diag_auto.json"
 step diag_main_load 45 "${DIAG[@]}" --workers 14 --main-load 8 --epochs 2 \
     --out "$RES/diag_main_load.json"
+head /sys/fs/cgroup/cpu.stat /sys/fs/cgroup/cpu/cpu.stat >> "$RES/machine.txt" 2>/dev/null
+pack
 echo "=== done $(date -u +%H:%M:%S)" | tee -a "$OUT/summary.log"

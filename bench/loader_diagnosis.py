@@ -43,9 +43,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from _common import (REPO_ROOT, machine_info, print_table, result_payload, thread_cpu_seconds,
-                     utc_now, write_json)
-from end_to_end import build_cfg, build_train_loader, cache_arg, stop_workers, workers_arg
+from _common import REPO_ROOT, machine_info, print_table, result_payload, utc_now, write_json
+from end_to_end import (MainCPU, build_cfg, build_train_loader, cache_arg, stop_workers,
+                        workers_arg)
 
 PROBE_KEY = 'loader_probe'  # the sample key the worker's measurements travel in (a JSON str)
 SWEEP_HEADERS = ['workers', 'img/s', 'img/s/worker', 'wall ms/sample', 'CPU ms/sample',
@@ -258,8 +258,8 @@ class MainLoad:
 
 def _epoch(loader, epoch: int, load: Optional[MainLoad]) -> Dict[str, Any]:
     loader.sampler.set_epoch(epoch)
-    threads_before = thread_cpu_seconds()
-    wall, cpu = time.perf_counter(), time.process_time()
+    main_cpu = MainCPU()
+    wall = time.perf_counter()
     iterator = iter(loader)  # forks the workers (first epoch, persistent workers)
     if load is not None and not load._thread.is_alive():
         load.start()
@@ -267,15 +267,9 @@ def _epoch(loader, epoch: int, load: Optional[MainLoad]) -> Dict[str, Any]:
     for batch in iterator:
         batches += 1
         probes += [json.loads(p) for p in batch.get(PROBE_KEY, ())]
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    threads_after = thread_cpu_seconds()
-    per_thread = {k: round(v - threads_before.get(k, 0.), 3) for k, v in threads_after.items()}
+    wall = time.perf_counter() - wall
     return dict(epoch=epoch + 1, seconds=wall, batches=batches, images=len(probes),
-                images_per_s=len(probes) / wall, main_cpu_s=cpu,
-                main_threads=len(threads_after),
-                main_thread_cpu_s={k: v for k, v in sorted(per_thread.items(),
-                                                           key=lambda kv: -kv[1]) if v > 0},
-                probes=probes)
+                images_per_s=len(probes) / wall, **main_cpu.stop(), probes=probes)
 
 
 def summarise(epoch: Dict[str, Any], workers: int) -> Dict[str, Any]:
@@ -350,6 +344,8 @@ def run_case(args, workers: str, work_dir: str) -> Dict[str, Any]:
                     main_cpu_s=sum(e['main_cpu_s'] for e in later),
                     probes=[p for e in later for p in e['probes']]), num_workers),
                 worker_settings=settings,
+                cgroup_throttled_s=None if any(e['cgroup_throttled_s'] is None for e in later)
+                else sum(e['cgroup_throttled_s'] for e in later),
                 epochs=[{k: v for k, v in e.items() if k != 'probes'} for e in epochs])
 
 
@@ -369,7 +365,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             cases.append(run_case(args, workers, work_dir))
             s = cases[-1]['summary']
             print(f"{cases[-1]['workers']} workers: {s['images_per_s']:.1f} img/s, wall/CPU "
-                  f"{s['wall_per_cpu']:.2f}", flush=True)
+                  f"{s['wall_per_cpu']:.2f}, CPU quota throttled "
+                  f"{cases[-1]['cgroup_throttled_s']} s", flush=True)
             # after every case: a run stopped by a time limit keeps what it measured
             payload = result_payload('loader_diagnosis', started, machine, settings,
                                      main_process=main_settings, cases=cases)
@@ -398,6 +395,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
               f"{example['openblas_threads']}, affinity {example['affinity']}")
     print(f"main process: {main_settings['threads']}; torch {main_settings['torch_threads']}, "
           f"OpenBLAS {main_settings['openblas_threads']}")
+    print(f"machine: {machine['usable_cpus']} usable CPUs on {machine['physical_cores']} cores, "
+          f"cgroup CPU quota {machine['cgroup_cpu']['quota_cpus']} CPUs")
     last = cases[-1]['epochs'][-1]
     print(f"main thread CPU in the last epoch: {last['main_thread_cpu_s']}")
     print(f'\nwritten to {args.out}')

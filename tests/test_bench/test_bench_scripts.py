@@ -94,6 +94,32 @@ def test_end_to_end_loader_only(tmp_path):
     assert payload['summary']['data_wait_share'] is None
 
 
+CHECK_CGROUP = """
+import sys
+from pathlib import Path
+from _common import cgroup_cpu
+v2, v1, empty = (Path(sys.argv[1]) / name for name in ('v2', 'v1', 'empty'))
+for folder in (v2, v1, empty):
+    folder.mkdir()
+(v2 / 'cpu.max').write_text('200000 100000\\n')  # 2 CPUs' worth per period
+(v2 / 'cpu.stat').write_text('usage_usec 9\\nnr_throttled 3\\nthrottled_usec 1500000\\n')
+(v1 / 'cpu.cfs_quota_us').write_text('-1\\n')
+(v1 / 'cpu.cfs_period_us').write_text('100000\\n')
+(v1 / 'cpu.stat').write_text('nr_periods 5\\nnr_throttled 0\\nthrottled_time 250000000\\n')
+assert cgroup_cpu([empty, v2]) == dict(quota_cpus=2.0, nr_throttled=3, throttled_s=1.5)
+assert cgroup_cpu([v1]) == dict(quota_cpus=None, nr_throttled=0, throttled_s=0.25)
+assert cgroup_cpu([empty]) == dict(quota_cpus=None, nr_throttled=None, throttled_s=None)
+print('ok')
+"""
+
+
+def test_cgroup_cpu_reads_quota_and_throttling(tmp_path):
+    """A container's CPU quota (which nproc does not show) from cgroup v2 and v1 files."""
+    proc = subprocess.run([sys.executable, '-c', CHECK_CGROUP, str(tmp_path)],
+                          cwd=REPO / 'bench', capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
+
+
 def test_loader_diagnosis_reports_from_inside_the_loading_process(tmp_path):
     """Without workers the pipeline runs in the main process: every sample is measured, each
     transform (and the mosaic's own image loads) timed, the process's threads listed."""
