@@ -163,6 +163,8 @@ class _TimedTransform:
         return out
 
     def __getattr__(self, name):  # e.g. KptMosaic's attributes read by hooks
+        if name == 'transform':  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.transform, name)
 
 
