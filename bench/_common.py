@@ -15,6 +15,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 __all__ = [
     'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
     'import_original', 'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median',
-    'format_table', 'print_table', 'write_json', 'result_payload', 'peer_info'
+    'format_table', 'print_table', 'write_json', 'result_payload', 'peer_info', 'cpu_topology',
+    'thread_cpu_seconds', 'cgroup_cpu'
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +142,93 @@ def steady_malloc(mmap_threshold: int = 32 * 2**20, trim_threshold: int = 2**30)
         return False
 
 
+def cpu_topology() -> Dict[str, Optional[int]]:
+    """Physical cores and hardware threads behind the logical CPUs this process may use (from
+    ``/sys``; None where unknown): 16 vCPUs on 8 cores with 2 hyper-threads each give far less
+    than 16 cores' worth of data-loading workers."""
+    try:
+        usable = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return dict(physical_cores=None, threads_per_core=None)
+    cores = set()
+    for cpu in usable:
+        topo = Path(f'/sys/devices/system/cpu/cpu{cpu}/topology')
+        try:
+            cores.add((topo.joinpath('physical_package_id').read_text().strip(),
+                       topo.joinpath('core_id').read_text().strip()))
+        except OSError:
+            return dict(physical_cores=None, threads_per_core=None)
+    return dict(physical_cores=len(cores), threads_per_core=round(len(usable) / len(cores)))
+
+
+def _cgroup_dirs() -> List[Path]:
+    """The cgroup folders that may hold this process's CPU limit, most specific first."""
+    root, dirs = Path('/sys/fs/cgroup'), []
+    try:
+        for line in Path('/proc/self/cgroup').read_text().splitlines():
+            _, controllers, path = line.split(':', 2)
+            if controllers == '':  # cgroup v2
+                dirs.append(root / path.lstrip('/'))
+            elif 'cpu' in controllers.split(','):  # v1
+                dirs += [root / 'cpu' / path.lstrip('/'), root / controllers / path.lstrip('/')]
+    except (OSError, ValueError):
+        pass
+    return dirs + [root, root / 'cpu']
+
+
+def cgroup_cpu(dirs: Optional[Sequence[Path]] = None) -> Dict[str, Optional[float]]:
+    """The container's CPU quota and how long it was throttled (cgroup v2 ``cpu.max`` /
+    ``cpu.stat``, or v1 ``cpu.cfs_quota_us`` / ``cpu.stat``): ``nproc`` counts the CPUs a
+    process may run on, not a quota, so 16 visible CPUs can deliver only a few CPU-seconds per
+    second. ``quota_cpus`` is None without a quota; values are None where nothing is readable.
+
+    Args:
+        dirs (Sequence[Path], optional): cgroup folders to read, first readable wins; default:
+            this process's.
+    """
+    out: Dict[str, Optional[float]] = dict(quota_cpus=None, nr_throttled=None, throttled_s=None)
+    for folder in _cgroup_dirs() if dirs is None else dirs:
+        try:
+            if (folder / 'cpu.max').is_file():
+                quota, period = (folder / 'cpu.max').read_text().split()
+                out['quota_cpus'] = None if quota == 'max' else int(quota) / int(period)
+            elif (folder / 'cpu.cfs_quota_us').is_file():
+                quota = int((folder / 'cpu.cfs_quota_us').read_text())
+                period = int((folder / 'cpu.cfs_period_us').read_text())
+                out['quota_cpus'] = None if quota < 0 else quota / period
+            else:
+                continue
+            stat = dict(line.split() for line in (folder / 'cpu.stat').read_text().splitlines()
+                        if len(line.split()) == 2)
+        except (OSError, ValueError):
+            continue
+        out['nr_throttled'] = int(stat.get('nr_throttled', 0))
+        out['throttled_s'] = (int(stat['throttled_usec']) / 1e6 if 'throttled_usec' in stat
+                              else int(stat.get('throttled_time', 0)) / 1e9)  # v1: ns
+        break
+    return out
+
+
+def thread_cpu_seconds() -> Dict[str, float]:
+    """CPU seconds (user + system) of each thread of this process so far, keyed
+    ``'comm [python thread name] tid'`` (the name only for Python threads): which threads of a
+    process take its CPU time (pin-memory thread, OpenMP pool, ...)."""
+    tick = os.sysconf('SC_CLK_TCK')
+    py_names = {t.native_id: t.name for t in threading.enumerate()}
+    out = {}
+    for task in Path('/proc/self/task').iterdir():
+        try:
+            stat = task.joinpath('stat').read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        comm = stat[stat.index('(') + 1:stat.rindex(')')]
+        fields = stat[stat.rindex(')') + 2:].split()
+        name = py_names.get(int(task.name))
+        key = f'{comm} [{name}] {task.name}' if name else f'{comm} {task.name}'
+        out[key] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime, in ticks
+    return out
+
+
 def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) -> Dict[str, Any]:
     """What a benchmark figure depends on: CPU, cores usable by this process, versions.
 
@@ -148,8 +237,9 @@ def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) 
             are recorded as None).
 
     Returns:
-        dict: ``cpu``, ``logical_cpus``, ``usable_cpus``, ``load_average`` (at the call),
-        ``platform``, ``python`` and ``packages``.
+        dict: ``cpu``, ``logical_cpus``, ``usable_cpus``, ``physical_cores`` and
+        ``threads_per_core`` (of the usable CPUs), ``cgroup_cpu`` (quota, throttling),
+        ``load_average`` (at the call), ``platform``, ``python`` and ``packages``.
     """
     try:
         usable = len(os.sched_getaffinity(0))
@@ -159,6 +249,8 @@ def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) 
         cpu=cpu_model(),
         logical_cpus=os.cpu_count(),
         usable_cpus=usable,
+        **cpu_topology(),
+        cgroup_cpu=cgroup_cpu(),
         load_average=load_average(),
         platform=platform.platform(),
         python=platform.python_version(),

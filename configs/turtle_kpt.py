@@ -23,10 +23,12 @@ num_keypoints = 6
 kpt_dim = 2  # 2: x, y per keypoint (the turtle labels); 3: x, y, visibility logit
 img_scale = (256, 256)  # (w, h)
 batch_size = 8  # per GPU
-num_workers = 4
-# decoded training images kept per worker process, MiB (0: off). For sets that fit in memory:
-# a GPU run is limited by JPEG decoding (BENCHMARKS.md); ~0.2 MiB per image at 256.
-image_cache_mb = 0
+num_workers = 4  # 'auto': usable CPUs - 1, at most 8 and batch_size (tools/train.py)
+# decoded training images kept per worker process, MiB (0: off). 'auto': the whole training set
+# (~0.1-0.2 MiB per image at 256) when it fits once per worker in half the free memory, else
+# off; it takes JPEG decoding, a GPU run's limit, out of every epoch after the first
+# (BENCHMARKS.md, Data loader diagnosis)
+image_cache_mb = 'auto'
 # YOLOv7's P5 anchors (w, h in pixels). They were fitted to COCO at 640: check them on your
 # data with `python tools/analysis/check_anchors.py configs/turtle_kpt.py --kmeans`.
 anchors = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
@@ -35,9 +37,11 @@ anchors = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
 
 model = dict(
     type='YOLOv7PoseEstimator',  # MMPose's BottomupPoseEstimator + a channel check
+    # non_blocking: the batch's host-to-GPU copy from the loader's pinned memory overlaps
+    # with the work already queued (MMEngine's default waits for it)
     data_preprocessor=dict(
         type='PoseDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
-        bgr_to_rgb=True, pad_size_divisor=32),
+        bgr_to_rgb=True, pad_size_divisor=32, non_blocking=True),
     backbone=dict(type='YOLOv7Backbone', arch='l'),
     neck=dict(type='YOLOv7PAFPN', arch='l'),
     head=dict(

@@ -114,6 +114,121 @@ def test_end_to_end_loader_only(tmp_path):
     assert payload['summary']['data_wait_share'] is None
 
 
+CHECK_CGROUP = """
+import sys
+from pathlib import Path
+from _common import cgroup_cpu
+v2, v1, empty = (Path(sys.argv[1]) / name for name in ('v2', 'v1', 'empty'))
+for folder in (v2, v1, empty):
+    folder.mkdir()
+(v2 / 'cpu.max').write_text('200000 100000\\n')  # 2 CPUs' worth per period
+(v2 / 'cpu.stat').write_text('usage_usec 9\\nnr_throttled 3\\nthrottled_usec 1500000\\n')
+(v1 / 'cpu.cfs_quota_us').write_text('-1\\n')
+(v1 / 'cpu.cfs_period_us').write_text('100000\\n')
+(v1 / 'cpu.stat').write_text('nr_periods 5\\nnr_throttled 0\\nthrottled_time 250000000\\n')
+assert cgroup_cpu([empty, v2]) == dict(quota_cpus=2.0, nr_throttled=3, throttled_s=1.5)
+assert cgroup_cpu([v1]) == dict(quota_cpus=None, nr_throttled=0, throttled_s=0.25)
+assert cgroup_cpu([empty]) == dict(quota_cpus=None, nr_throttled=None, throttled_s=None)
+print('ok')
+"""
+
+
+def test_cgroup_cpu_reads_quota_and_throttling(tmp_path):
+    """A container's CPU quota (which nproc does not show) from cgroup v2 and v1 files."""
+    proc = subprocess.run([sys.executable, '-c', CHECK_CGROUP, str(tmp_path)],
+                          cwd=REPO / 'bench', capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
+
+
+def test_loader_diagnosis_reports_from_inside_the_loading_process(tmp_path):
+    """Without workers the pipeline runs in the main process: every sample is measured, each
+    transform (and the mosaic's own image loads) timed, the process's threads listed."""
+    out = tmp_path / 'diag.json'
+    stdout = _run('loader_diagnosis.py', 'configs/tiger_kpt_tiny.py', '--data-root', SAMPLE,
+                  '--workers', 0, '--epochs', 1, '--out', out)
+    assert 'per transform, per sample' in stdout
+    payload = json.loads(out.read_text())
+    (case, ) = payload['cases']
+    assert case['workers'] == 0 and case['epochs'][0]['images'] == 16
+    summary = case['summary']
+    assert {'KptLoadImage', 'KptMosaic', 'KptMosaic>KptLoadImage', 'PackPoseInputs'} <= set(
+        summary['transforms'])
+    assert summary['wall_ms'] > 0 and summary['thread_cpu_ms'] > 0
+    assert summary['wall_per_cpu'] == pytest.approx(summary['wall_ms'] / summary['thread_cpu_ms'])
+    (settings, ) = case['worker_settings'].values()
+    assert settings['torch_threads'] >= 1 and 'python [MainThread]' in settings['threads']
+    assert payload['machine']['physical_cores'] >= 1
+
+
+@pytest.mark.slow
+def test_loader_diagnosis_sweeps_pinned_workers_under_main_load(tmp_path):
+    """Two workers pinned to CPU 0 beside a busy main process: each worker reports its
+    single-threaded settings and affinity, both epochs their images, the load ran."""
+    out = tmp_path / 'diag.json'
+    _run('loader_diagnosis.py', 'configs/tiger_kpt_tiny.py', '--data-root', SAMPLE,
+         '--workers', 1, 2, '--epochs', 2, '--taskset', '0', '--main-load', 1, '--out', out)
+    payload = json.loads(out.read_text())
+    assert [c['workers'] for c in payload['cases']] == [1, 2]
+    assert payload['settings']['taskset'] == [0]
+    for case in payload['cases']:
+        assert [e['images'] for e in case['epochs']] == [16, 16]
+        assert case['main_load_products'] > 0
+        assert len(case['worker_settings']) == case['workers']  # one report per worker
+        for worker in case['worker_settings'].values():
+            assert worker['affinity'] == [0] and worker['torch_threads'] == 1
+            assert worker['threads'][0] == 'pt_data_worker [MainThread]'
+        assert case['summary']['images_per_s_per_worker'] == pytest.approx(
+            case['summary']['images_per_s'] / case['workers'])
+
+
+GPU_SESSION = REPO / 'bench' / 'gpu_session.sh'
+PARSE_ALL = """
+import importlib, json, sys
+for argv in json.loads(sys.argv[1]):
+    importlib.import_module(argv[0][len('bench/'):-len('.py')]).parse_args(argv[1:])
+print('ok')
+"""
+
+
+def test_gpu_session_script_is_bash_and_installs_the_wheels_first():
+    subprocess.run(['bash', '-n', str(GPU_SESSION)], check=True)
+    first = GPU_SESSION.read_text().splitlines()[0]
+    # gpu-wheels/README.md's line, reading the wheels carried in .gpuwheels/
+    assert first == ('python3 -m pip install -q --no-index --no-deps --no-compile '
+                     '--target /tmp/site .gpuwheels/*.whl')
+
+
+def test_gpu_session_bench_commands_parse(tmp_path):
+    """The script runs through with ``python3`` replaced by a stub that records its arguments;
+    every bench command it would run then parses them as the bench does."""
+    calls, bin_dir, out = tmp_path / 'calls', tmp_path / 'bin', tmp_path / 'out'
+    for folder in (calls, bin_dir, out):
+        folder.mkdir()
+    stub = bin_dir / 'python3'
+    stub.write_text('#!/bin/bash\nn=$(ls "$CALLS" | wc -l)\n'
+                    'printf "%s\\0" "$@" > "$CALLS/$(printf %03d "$n")"\n')
+    stub.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}
+    env.update(PATH=f'{bin_dir}:{env["PATH"]}', CALLS=str(calls), OUT=str(out),
+               RES=str(tmp_path / 'res'))
+    proc = subprocess.run(['bash', str(GPU_SESSION), str(SAMPLE)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    argvs = [[a.decode() for a in f.read_bytes().split(b'\0')[:-1]]
+             for f in sorted(calls.iterdir())]
+    assert argvs[0][:3] == ['-m', 'pip', 'install']
+    benches = [argv for argv in argvs if argv[0].startswith('bench/')]
+    assert [argv[0] for argv in benches] == ['bench/loader_diagnosis.py'] + [
+        'bench/end_to_end.py'] * 3 + ['bench/loader_diagnosis.py'] * 2
+    assert all(argv[argv.index('--data-root') + 1] == str(SAMPLE) for argv in benches)
+    check = subprocess.run([sys.executable, '-c', PARSE_ALL, json.dumps(benches)],
+                           cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
+                           capture_output=True, text=True, timeout=120)
+    assert check.stdout.strip() == 'ok', check.stderr[-3000:]
+    assert (out / 'gpu_session.tgz').is_file()
+    assert (out / 'summary.log').read_text().count('rc=') == len(benches)
+
+
 def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
     """bench/trackers.py scores what is installed (MMDetection's ByteTracker always is) and
     records a candidate it cannot import instead of failing."""

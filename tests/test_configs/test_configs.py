@@ -58,6 +58,9 @@ def test_config_builds_the_specified_model(name):
     cfg = Config.fromfile(CONFIGS / name)
     model = _build_model(cfg)
     assert sum(p.numel() for p in model.parameters()) == EXPECTED_PARAMS[name]
+    # the batch's copy to the GPU does not wait (pin_memory=True makes it asynchronous)
+    assert model.data_preprocessor._non_blocking is True
+    assert cfg.train_dataloader.pin_memory is True
     assert EXPECTED_PARAMS['turtle_kpt.py'] == 37_261_176
 
 

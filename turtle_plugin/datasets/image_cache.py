@@ -5,12 +5,77 @@ a mosaic decodes four or nine of them per sample. ``YOLOKptDataset(image_cache_m
 :class:`DecodedImageCache`; ``KptLoadImage`` finds it through ``results['dataset']`` (the mosaic
 and MixUp extra samples carry the dataset too) and keeps what it decoded, already resized for
 training, so every later epoch skips the decode.
+
+``image_cache_mb='auto'`` sizes the cache from the data: :func:`decoded_bytes` is what the whole
+set takes once decoded at its training size, :func:`auto_cache_bytes` grants exactly that when
+it fits in a fraction of the memory available to each worker, and nothing otherwise.
 """
-from typing import Any, Dict, Hashable, Optional, Tuple
+from typing import Any, Dict, Hashable, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['DecodedImageCache']
+from .transforms.kpt_geometry import fitted_size
+
+__all__ = ['DecodedImageCache', 'decoded_bytes', 'auto_cache_bytes', 'mem_available_bytes']
+
+
+def decoded_bytes(image_sizes: Iterable[Tuple[int, int]],
+                  fit_scales: Sequence[Optional[Tuple[int, int]]], channels: int = 3) -> int:
+    """Bytes of every image decoded as uint8 at each of ``fit_scales``.
+
+    Args:
+        image_sizes (Iterable[tuple[int, int]]): ``(width, height)`` of each image file.
+        fit_scales (Sequence[tuple[int, int] | None]): the ``(w, h)`` each image is fitted into
+            (``KptLoadImage(fit_scale=...)``; None: full size), one cache entry per image and
+            scale.
+        channels (int): colour channels of a decoded image.
+
+    Returns:
+        int: the total in bytes.
+    """
+    total = 0
+    for width, height in image_sizes:
+        for scale in fit_scales:
+            w, h = (width, height) if scale is None else fitted_size(width, height, scale)
+            total += w * h * channels
+    return total
+
+
+def auto_cache_bytes(needed: int, mem_available: int, processes: int,
+                     fraction: float = 0.5) -> int:
+    """The cache budget of one process for ``image_cache_mb='auto'``: the whole set or nothing.
+
+    Each DataLoader worker holds its own cache, so the set must fit ``processes`` times in
+    ``fraction`` of the available memory; a partial cache would still decode most images while
+    taking memory from everything else.
+
+    Args:
+        needed (int): bytes of the whole set decoded (:func:`decoded_bytes`).
+        mem_available (int): memory available to new allocations, bytes (``MemAvailable``).
+        processes (int): processes on this machine holding a cache: DataLoader workers times
+            training processes per machine (0 counts as 1: loading in the main process).
+        fraction (float): share of ``mem_available`` all the caches together may take.
+
+    Returns:
+        int: ``needed`` if it fits, else 0.
+    """
+    if not 0. < fraction <= 1.:
+        raise ValueError(f'fraction must be in (0, 1], got {fraction}')
+    per_process = fraction * mem_available / max(processes, 1)
+    return int(needed) if 0 < needed <= per_process else 0
+
+
+def mem_available_bytes(meminfo: str = '/proc/meminfo') -> int:
+    """``MemAvailable`` of the machine in bytes (memory new allocations can get without
+    swapping); 0 where it cannot be read, which turns an automatic cache off."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 class DecodedImageCache:

@@ -6,6 +6,7 @@ the labels, and yields MMPose bottom-up data infos -- the keys of MMPose's
 ``YOLODetDataset`` adds MMDetection's ``instances`` so ``mmdet.LoadAnnotations`` works too.
 """
 import json
+import os
 import os.path as osp
 import pickle
 from pathlib import Path
@@ -13,11 +14,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset, force_full_init
+from mmengine.dist import get_world_size
+from mmengine.logging import print_log
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
 from turtle_plugin.registry import DATASETS
 from .coco_conversion import AREA_RATIO, records_to_coco
-from .image_cache import DecodedImageCache
+from .image_cache import (DecodedImageCache, auto_cache_bytes, decoded_bytes,
+                          mem_available_bytes)
 from .metainfo import data_yaml_metainfo, load_pose_metainfo
 from .transforms.kpt_geometry import check_flip_indices
 from .yolo_format import (LabelSpec, YOLOLabelError, default_cache_file, label_path_for,
@@ -55,6 +59,10 @@ class YOLOKptDataset(BaseDataset):
     ``image_cache_mb > 0`` gives the dataset an ``image_cache`` (:class:`DecodedImageCache`)
     that ``KptLoadImage`` fills with the images it decoded and resized, for small sets that fit
     in memory (each DataLoader worker holds its own copy; use ``persistent_workers=True``).
+    ``image_cache_mb='auto'`` sizes it in each process when that process prepares its first
+    sample: the whole set at the sizes the pipeline's ``KptLoadImage`` steps decode it to, if
+    that fits once per worker of every training process on the machine in half of its
+    available memory, else no cache.
 
     Args:
         data_root (str): root that relative ``data_yaml`` and ``data_prefix`` paths start from.
@@ -72,8 +80,8 @@ class YOLOKptDataset(BaseDataset):
         area_ratio (float): instance area = ``area_ratio * box area`` (used by OKS).
         cache_dir (str, optional): folder for the label cache instead of next to the labels.
         use_cache (bool): read and write the label cache.
-        image_cache_mb (float): memory budget in MiB (per process) of the decoded-image cache
-            used by ``KptLoadImage``; 0 disables it.
+        image_cache_mb (float | str): memory budget in MiB (per process) of the decoded-image
+            cache used by ``KptLoadImage``; 0 disables it, ``'auto'`` sizes it (above).
         filter_cfg (dict, optional): ``filter_empty_gt`` (drop images without objects; not in
             test mode) and ``min_size`` (drop images with a shorter side below it, pixels).
         indices (int | Sequence[int], optional): keep only these samples.
@@ -97,7 +105,7 @@ class YOLOKptDataset(BaseDataset):
                  area_ratio: float = AREA_RATIO,
                  cache_dir: Optional[str] = None,
                  use_cache: bool = True,
-                 image_cache_mb: float = 0.,
+                 image_cache_mb: Union[float, str] = 0.,
                  filter_cfg: Optional[dict] = None,
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  serialize_data: bool = True,
@@ -114,10 +122,16 @@ class YOLOKptDataset(BaseDataset):
         self.area_ratio = area_ratio
         self.cache_dir = cache_dir
         self.use_cache = use_cache
-        if image_cache_mb < 0:
-            raise ValueError(f'image_cache_mb must be >= 0, got {image_cache_mb}')
+        if isinstance(image_cache_mb, str) and image_cache_mb != 'auto' \
+                or not isinstance(image_cache_mb, str) and image_cache_mb < 0:
+            raise ValueError(f"image_cache_mb must be >= 0 or 'auto', got {image_cache_mb!r}")
+        self.image_cache_mb = image_cache_mb
         self.image_cache = DecodedImageCache(int(image_cache_mb * 2**20)) \
-            if image_cache_mb > 0 else None
+            if image_cache_mb != 'auto' and image_cache_mb > 0 else None
+        self._cache_pid: Optional[int] = None  # the process an 'auto' cache was sized in
+        # training processes on this machine, each with its own workers (torchrun sets
+        # LOCAL_WORLD_SIZE; else every rank is counted as local, the safe side)
+        self._local_ranks = int(os.environ.get('LOCAL_WORLD_SIZE') or get_world_size())
         self._metainfo_blob: Optional[bytes] = None
         data_prefix = dict(dict(img='', label=''), **data_prefix)
         self._sibling_labels = not data_prefix['label']
@@ -133,6 +147,8 @@ class YOLOKptDataset(BaseDataset):
             test_mode=test_mode,
             lazy_init=True,
             max_refetch=max_refetch)
+        # the fitted sizes KptLoadImage caches, read before anything wraps the pipeline
+        self._cache_fit_scales = self._cached_fit_scales() if image_cache_mb == 'auto' else []
         self._data_yaml = read_data_yaml(self.ann_file) if self.ann_file else None
         self._finish_metainfo()
         if not lazy_init:
@@ -312,9 +328,44 @@ class YOLOKptDataset(BaseDataset):
         info.update(pickle.loads(self._metainfo_blob))
         return info
 
+    def _cached_fit_scales(self) -> List[Optional[tuple]]:
+        """The distinct image entries per file ``KptLoadImage`` steps of the pipeline (and of
+        their mosaic / MixUp ``pre_transform``) would cache: their ``fit_scale``."""
+        from .transforms import KptLoadImage
+        keys, pending = set(), list(getattr(self.pipeline, 'transforms', []))
+        while pending:
+            transform = pending.pop()
+            if isinstance(transform, KptLoadImage):
+                keys.add((transform.fit_scale, transform.reduced_decode))
+            pending += getattr(getattr(transform, 'pre_transform', None), 'transforms', [])
+        return [scale for scale, _ in keys]
+
+    def _size_auto_cache(self) -> None:
+        """Give this process the whole set's decoded images, or no cache
+        (``image_cache_mb='auto'``); once per process, with the worker count of the
+        DataLoader this process works for."""
+        from torch.utils.data import get_worker_info
+        worker = get_worker_info()
+        num_workers = 1 if worker is None else max(worker.num_workers, 1)
+        sizes = [(info['width'], info['height'])
+                 for info in map(super().get_data_info, range(len(self)))]
+        needed = decoded_bytes(sizes, self._cache_fit_scales)
+        available = mem_available_bytes()
+        budget = auto_cache_bytes(needed, available, num_workers * self._local_ranks)
+        self.image_cache = DecodedImageCache(budget) if budget else None
+        self._cache_pid = os.getpid()
+        if worker is None or worker.id == 0:
+            print_log(f"image_cache_mb='auto': the {len(sizes)} images decoded take "
+                      f'{needed / 2**20:.1f} MiB per process, {num_workers} worker(s) x '
+                      f'{self._local_ranks} rank(s), {available / 2**30:.1f} GiB available: '
+                      'cache '
+                      + ('on' if budget else 'off'), logger='current')
+
     @force_full_init
     def prepare_data(self, idx: int) -> Any:
         """Run the pipeline on sample ``idx``; the dataset rides along for mixing transforms."""
+        if self.image_cache_mb == 'auto' and self._cache_pid != os.getpid():
+            self._size_auto_cache()
         info = self.get_data_info(idx)
         info['dataset'] = self
         return self.pipeline(info)
