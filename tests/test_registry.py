@@ -70,6 +70,7 @@ HOOKS = {
     'AutoAnchorHook': dict(),
     'ChannelsLastHook': dict(),
     'CompileModelHook': dict(),
+    'DeferredRuntimeInfoHook': dict(),
     'ProgressBarHook': dict(),
     'CloseMosaicHook': dict(new_train_pipeline=[dict(type='LoadImageFromFile')]),
     'EpochSeedHook': dict(),
