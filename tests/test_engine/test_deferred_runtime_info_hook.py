@@ -181,3 +181,32 @@ def test_max_deferred_iters_must_be_positive():
 def test_configs_use_it():
     cfg = Config.fromfile(REPO / 'configs' / 'turtle_kpt.py')
     assert cfg.default_hooks.runtime_info == dict(type='DeferredRuntimeInfoHook')
+
+
+@pytest.mark.slow
+def test_a_config_logs_the_same_as_with_mmengine_runtime_info_hook(tmp_path):
+    """tiger_kpt_tiny.py, 2 epochs of 4 batches with a validation after each, a log line
+    after batches 3 and 4 of each epoch, smoothed over 4 iterations: the same training and
+    validation lines in ``scalars.json`` and the same hub histories."""
+    from conftest import few_iterations
+    runs = []
+    for name in ('RuntimeInfoHook', 'DeferredRuntimeInfoHook'):
+        cfg = Config.fromfile(REPO / 'configs' / 'tiger_kpt_tiny.py')
+        cfg.work_dir = str(tmp_path / name)
+        cfg.merge_from_dict(few_iterations(train_images=8, batch_size=2, val_images=2, epochs=2))
+        cfg.merge_from_dict({'default_hooks.logger.interval': 3,
+                             'default_hooks.logger.ignore_last': False,
+                             'log_processor.window_size': 4,
+                             # a visualiser (and scalars.json) of its own, not the first run's
+                             'visualizer.name': f'visualizer_{name}_{tmp_path.name}',
+                             'default_hooks.runtime_info': dict(type=name),
+                             'experiment_name': f'{name}_{tmp_path.name}'})
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        runs.append(runner)
+    ref, ours = runs
+    assert isinstance(ours.hooks[0], DeferredRuntimeInfoHook)
+    assert _history(ours.message_hub.log_scalars) == _history(ref.message_hub.log_scalars)
+    logged = _scalars_json(ref)
+    assert [line[-1] for line in logged] == [('step', s) for s in (3, 4, 1, 7, 8, 2)]
+    assert _scalars_json(ours) == logged
