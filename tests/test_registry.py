@@ -5,6 +5,7 @@ from pathlib import Path
 import mmdet.registry
 import mmpose.registry
 import pytest
+import torch
 from mmengine.registry import DefaultScope
 from mmengine.visualization import Visualizer
 
@@ -20,6 +21,7 @@ MODELS = {
     'ELANBlock': dict(in_channels=8, out_channels=16, mid_channels=4, block_channels=4),
     'MaxPoolAndStrideConvBlock': dict(in_channels=8, out_channels=8),
     'RepConv': dict(in_channels=8, out_channels=8),
+    'SyncFreeExpMomentumEMA': dict(model=torch.nn.Linear(2, 2)),
     'SPPCSPCBlock': dict(in_channels=16, out_channels=8),
     'SPPCSPCTinyBlock': dict(in_channels=16, out_channels=8),
     'TransformerEncoderBlock': dict(channels=16, num_heads=2),
@@ -70,6 +72,7 @@ HOOKS = {
     'AutoAnchorHook': dict(),
     'ChannelsLastHook': dict(),
     'CompileModelHook': dict(),
+    'DeferredRuntimeInfoHook': dict(),
     'ProgressBarHook': dict(),
     'CloseMosaicHook': dict(new_train_pipeline=[dict(type='LoadImageFromFile')]),
     'EpochSeedHook': dict(),

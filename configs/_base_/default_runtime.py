@@ -4,6 +4,9 @@
 custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)
 
 default_hooks = dict(
+    # MMEngine's RuntimeInfoHook, but the losses reach the message hub when the logger reads
+    # them, not every iteration (.item() per loss made the host wait for the GPU each step)
+    runtime_info=dict(type='DeferredRuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     # every val_interval epochs (the schedule); the best by the task's metric (save_best)
