@@ -281,9 +281,9 @@ def test_gpu_session_script_is_bash_and_installs_the_wheels_first():
                      '--target /tmp/site .gpuwheels/*.whl')
 
 
-def test_gpu_session_bench_commands_parse(tmp_path):
-    """The script runs through with ``python3`` replaced by a stub that records its arguments;
-    every bench command it would run then parses them as the bench does."""
+def _gpu_session_commands(tmp_path, **env_extra) -> tuple:
+    """Run the script with ``python3`` replaced by a stub that records its arguments; returns
+    every call's argv and the summary log."""
     calls, bin_dir, out = tmp_path / 'calls', tmp_path / 'bin', tmp_path / 'out'
     for folder in (calls, bin_dir, out):
         folder.mkdir()
@@ -291,14 +291,23 @@ def test_gpu_session_bench_commands_parse(tmp_path):
     stub.write_text('#!/bin/bash\nn=$(ls "$CALLS" | wc -l)\n'
                     'printf "%s\\0" "$@" > "$CALLS/$(printf %03d "$n")"\n')
     stub.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}
+    env = {k: v for k, v in os.environ.items()
+           if k != 'PYTHON' and not k.startswith('YOLOV7_')}
     env.update(PATH=f'{bin_dir}:{env["PATH"]}', CALLS=str(calls), OUT=str(out),
-               RES=str(tmp_path / 'res'))
+               RES=str(tmp_path / 'res'), **env_extra)
     proc = subprocess.run(['bash', str(GPU_SESSION), str(SAMPLE)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / 'gpu_session.tgz').is_file()
     argvs = [[a.decode() for a in f.read_bytes().split(b'\0')[:-1]]
              for f in sorted(calls.iterdir())]
+    return argvs, (out / 'summary.log').read_text()
+
+
+def test_gpu_session_bench_commands_parse(tmp_path):
+    """The script runs through with ``python3`` replaced by a stub that records its arguments;
+    every bench command it would run then parses them as the bench does."""
+    argvs, summary = _gpu_session_commands(tmp_path)
     assert argvs[0][:3] == ['-m', 'pip', 'install']
     benches = [argv for argv in argvs if argv[0].startswith('bench/')]
     assert [argv[0] for argv in benches] == ['bench/loader_diagnosis.py'] + [
@@ -308,8 +317,28 @@ def test_gpu_session_bench_commands_parse(tmp_path):
                            cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
                            capture_output=True, text=True, timeout=120)
     assert check.stdout.strip() == 'ok', check.stderr[-3000:]
-    assert (out / 'gpu_session.tgz').is_file()
-    assert (out / 'summary.log').read_text().count('rc=') == len(benches)
+    assert summary.count('rc=') == len(benches)
+    assert not any('--yolov7-root' in argv for argv in benches)  # only when asked for
+
+
+def test_gpu_session_times_the_original_when_given(tmp_path):
+    """With YOLOV7_ROOT and YOLOV7_TINY_CFG the automatic-settings end-to-end step also trains
+    the original, with 150 s more."""
+    (tmp_path / 'deps').mkdir()
+    argvs, summary = _gpu_session_commands(
+        tmp_path, YOLOV7_ROOT='.gpuyolov7/pose', YOLOV7_TINY_CFG='.gpuyolov7/tiny.yaml',
+        YOLOV7_PYTHONPATH=str(tmp_path / 'deps'))
+    with_original = [argv for argv in argvs if '--yolov7-root' in argv]
+    assert len(with_original) == 1 and with_original[0][0] == 'bench/end_to_end.py'
+    argv = with_original[0]
+    assert argv[argv.index('--yolov7-root') + 1] == '.gpuyolov7/pose'
+    assert argv[argv.index('--yolov7-tiny-cfg') + 1] == '.gpuyolov7/tiny.yaml'
+    assert argv[argv.index('--out') + 1].endswith('e2e_auto.json')
+    assert 'limit 260s' in summary.split('=== e2e_auto')[1].splitlines()[0]
+    check = subprocess.run([sys.executable, '-c', PARSE_ALL, json.dumps([argv])],
+                           cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
+                           capture_output=True, text=True, timeout=120)
+    assert check.stdout.strip() == 'ok', check.stderr[-3000:]
 
 
 def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
