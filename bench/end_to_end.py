@@ -420,7 +420,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     rows.append(['median of later', summary['epoch_seconds'], summary['images_per_s'],
                  None if args.loader_only else 100 * summary['data_wait_share'],
                  100 * summary['main_cpu_share'], None])
-    summary.update(model_only_images_per_s=None, real_over_model_only=None)
+    summary.update(model_only_images_per_s=None, real_over_model_only=None,
+                   yolov7_images_per_s=None, ours_over_yolov7=None)
     if model_only is not None:
         model_only['main_cpu_share'] = model_only['main_cpu_s'] / model_only['seconds']
         summary['model_only_images_per_s'] = model_only['images_per_s']
