@@ -19,9 +19,26 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .
 # then run(command='bash bench/gpu_session.sh .gpudata/tiger_pose',
 #          carry=['.gpuwheels', '.gpudata'], timeout_s=600).
 # --repeat 14 on 120 frames makes 1680 samples per epoch, as --repeat 8 on the 210 frames of
-# the earlier GPU runs (BENCHMARKS.md, End to end).
+# the earlier GPU runs (BENCHMARKS.md, End to end). Every end-to-end step also reports the
+# model-only step of the same runner on real batches and the ratio real epoch / model-only.
+#
+# Optional, the original YOLOv7's own train.py epoch on the same data (issue 13: ours >= 3x):
+# set YOLOV7_ROOT (a checkout of its pose branch) and YOLOV7_TINY_CFG (the main branch's
+# cfg/training/yolov7-tiny.yaml), both carried, e.g. git-ignored .gpuyolov7/{pose,tiny.yaml}
+# (1.4 MiB), and YOLOV7_PYTHONPATH for what it imports that the machine may lack (tqdm,
+# pandas, requests, tensorboard; seaborn is stubbed): run(command='YOLOV7_ROOT=.gpuyolov7/pose
+# YOLOV7_TINY_CFG=.gpuyolov7/tiny.yaml bash bench/gpu_session.sh .gpudata/tiger_pose', carry=
+# [..., '.gpuyolov7']). Step 4 then also trains the original (its limit grows by 150 s, the
+# step limits to 11 minutes). Without them nothing changes.
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 set -u
+if [ -n "${YOLOV7_PYTHONPATH:-}" ]; then
+    export PYTHONPATH=$PYTHONPATH:$(realpath "$YOLOV7_PYTHONPATH")
+fi
+ORIGINAL=() ORIGINAL_S=0
+if [ -n "${YOLOV7_ROOT:-}" ] && [ -n "${YOLOV7_TINY_CFG:-}" ]; then
+    ORIGINAL=(--yolov7-root "$YOLOV7_ROOT" --yolov7-tiny-cfg "$YOLOV7_TINY_CFG") ORIGINAL_S=150
+fi
 DATA=${1:?usage: bash bench/gpu_session.sh DATA_ROOT (YOLO layout: train/images, train/labels)}
 OUT=${OUT:?the device machine sets OUT, the folder whose files come back}
 PY=${PYTHON:-python3}
@@ -40,7 +57,8 @@ step() {  # step NAME SECONDS ARGS...: one command with a time limit, its log an
     timeout -k 15 "$limit" "$PY" "$@" > "$RES/$name.log" 2>&1
     local rc=$?
     grep -v 'Corrupt JPEG' "$RES/$name.log" \
-        | grep -E '^\||^[0-9]+ workers|^worker |^main |^machine|Error|Traceback' | tail -60 \
+        | grep -E '^\||^[0-9]+ workers|^worker |^main |^machine|^the original|Error|Traceback' \
+        | tail -80 \
         | tee -a "$OUT/summary.log"
     echo "=== $name rc=$rc" | tee -a "$OUT/summary.log"
     pack
@@ -69,9 +87,10 @@ step e2e_w14 110 "${E2E[@]}" --workers 14 --amp bfloat16 --channels-last \
     --out "$RES/e2e_w14.json"
 # 3. the same DataLoader alone
 step loader_w14 50 "${E2E[@]}" --workers 14 --loader-only --out "$RES/loader_w14.json"
-# 4. the plugin's automatic settings: workers from the CPUs, decoded-image cache when it fits
-step e2e_auto 110 "${E2E[@]}" --workers auto --image-cache-mb auto --amp bfloat16 \
-    --channels-last --out "$RES/e2e_auto.json"
+# 4. the plugin's automatic settings: workers from the CPUs, decoded-image cache when it fits;
+#    with YOLOV7_ROOT, then the original's train.py on the same data, batch, workers, epochs
+step e2e_auto $((110 + ORIGINAL_S)) "${E2E[@]}" --workers auto --image-cache-mb auto \
+    --amp bfloat16 --channels-last ${ORIGINAL[@]+"${ORIGINAL[@]}"} --out "$RES/e2e_auto.json"
 # 5. inside the workers with the automatic settings, and 14 workers against a busy main
 #    process (8 OpenMP threads): does the training process's own CPU use starve them?
 step diag_auto 50 "${DIAG[@]}" --workers auto --image-cache-mb auto --out "$RES/diag_auto.json"

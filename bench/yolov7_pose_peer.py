@@ -28,6 +28,10 @@ NMS, flip indices, loss sigmas). What this script changes, all at run time and i
   ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid indices with
   float-tensor bounds, refused since torch 1.12, gets integer bounds; ``last.pt`` is copied every ``--val-interval`` epochs so
   the bench has a curve.
+* **Speed runs** (``bench/end_to_end.py``): ``--repeat N`` lists every training image N times
+  (as a ``RepeatDataset`` does for ours), ``--skip-test`` replaces its ``test.py`` pass by zeros
+  (its ``train.py`` runs it after the final epoch even with ``--notest``), and
+  :func:`epoch_wall_times` reads its per-epoch wall time from the ``epoch_N.pt`` copies.
 
 Evaluation mirrors the branch's ``test.py`` path: shrink with ``INTER_AREA`` to the input size
 (its ``load_image``), letterbox to a square, ``conf_thres=0.001``, ``iou_thres=0.6``, and map
@@ -42,6 +46,7 @@ Example::
 """
 import argparse
 import json
+import math
 import os
 import runpy
 import shutil
@@ -55,6 +60,7 @@ from _common import REPO_ROOT
 
 NUM_SLOTS = 17  # the pose branch's hard-coded keypoint count
 CONF_THRES, IOU_THRES = 0.001, 0.6  # its test.py defaults
+PLOTTED_BATCHES = 33  # its train.py draws the first 33 training batches (`if plots and ni < 33`)
 
 
 # ----------------------------------------------------------------------------- data and model
@@ -88,9 +94,11 @@ def convert_label_line(line: str, num_keypoints: int, where: str) -> List[float]
     return out
 
 
-def write_split(images: Path, out: Path, num_keypoints: int) -> int:
+def write_split(images: Path, out: Path, num_keypoints: int, repeat: int = 1) -> int:
     """Symlink a split's images into ``out/images`` and write its labels, converted, to
-    ``out/labels`` (the branch finds labels by that path substitution). Returns the count."""
+    ``out/labels`` (the branch finds labels by that path substitution). With ``repeat`` > 1
+    every image is listed ``repeat`` times (copies ``<stem>_r<k>``, k >= 1, with the same
+    label), as a ``RepeatDataset`` lists ours. Returns the count of listed images."""
     labels = images.parent / 'labels'
     (out / 'images').mkdir(parents=True, exist_ok=True)
     (out / 'labels').mkdir(parents=True, exist_ok=True)
@@ -98,18 +106,20 @@ def write_split(images: Path, out: Path, num_keypoints: int) -> int:
     for image in sorted(images.iterdir()):
         if image.suffix.lower() not in ('.jpg', '.jpeg', '.png', '.bmp'):
             continue
-        link = out / 'images' / image.name
-        if not link.exists():
-            link.symlink_to(image.resolve())
         label = labels / f'{image.stem}.txt'
         rows = []
         if label.exists():
             for number, line in enumerate(label.read_text().splitlines(), 1):
                 if line.strip():
                     rows.append(convert_label_line(line, num_keypoints, f'{label}:{number}'))
-        (out / 'labels' / f'{image.stem}.txt').write_text(
-            ''.join(' '.join(f'{v:.6g}' for v in row) + '\n' for row in rows))
-        count += 1
+        text = ''.join(' '.join(f'{v:.6g}' for v in row) + '\n' for row in rows)
+        for k in range(repeat):
+            stem = image.stem if k == 0 else f'{image.stem}_r{k}'
+            link = out / 'images' / f'{stem}{image.suffix}'
+            if not link.exists():
+                link.symlink_to(image.resolve())
+            (out / 'labels' / f'{stem}.txt').write_text(text)
+            count += 1
     return count
 
 
@@ -147,9 +157,12 @@ def prepare(args: argparse.Namespace, work: Path) -> Dict[str, str]:
     if num_keypoints > NUM_SLOTS:
         raise SystemExit(f'{args.metainfo}: {num_keypoints} keypoints; the pose branch holds at '
                          f'most {NUM_SLOTS}')
+    if args.repeat < 1:
+        raise SystemExit(f'--repeat {args.repeat}: list each training image at least once')
     root = Path(args.data_root)
-    counts = {split: write_split(root / folder, work / 'data' / split, num_keypoints)
-              for split, folder in (('train', args.train_images), ('val', args.val_images))}
+    counts = {split: write_split(root / folder, work / 'data' / split, num_keypoints, repeat)
+              for split, folder, repeat in (('train', args.train_images, args.repeat),
+                                            ('val', args.val_images, 1))}
     classes = sorted({int(line.split()[0]) for label in (work / 'data').glob('*/labels/*.txt')
                       for line in label.read_text().splitlines() if line.strip()})
     num_classes = max(classes) + 1 if classes else 1
@@ -246,11 +259,31 @@ def _install_shims(root: Path, setup: dict, seed: int, copy_every: int) -> None:
     loss.torch = _Torch('torch')
 
 
+def _skip_test(root: Path) -> None:
+    """Its ``test.test`` returns zeros without running: ``train.py`` calls it after the final
+    epoch even with ``--notest``, which would make that epoch's wall time a training epoch plus
+    a validation pass. Zeros are what its results hold before any test (fitness 0 every epoch,
+    so ``best.pt`` is still saved each epoch, as in a ``--notest`` run's earlier epochs)."""
+    import numpy as np
+    import test as its_test  # its train.py does `import test`; root is first on sys.path
+    if Path(its_test.__file__).resolve() != root / 'test.py':
+        raise SystemExit(f'--skip-test: `import test` found {its_test.__file__}, not the '
+                         f"checkout's {root / 'test.py'}")
+
+    def no_test(data, *args, **kwargs):
+        # (P, R, mAP@.5, mAP@.5-.95, box, obj, cls), mAP per class, times
+        return (0., ) * 7, np.zeros(int(data['nc'])), (0., 0., 0.)
+
+    its_test.test = no_test
+
+
 def train_child(args: argparse.Namespace) -> None:
     work = Path(args.work_dir).resolve()
     setup = json.loads((work / 'peer_setup.json').read_text())
     root = Path(args.yolov7_root).resolve()
     _install_shims(root, setup, args.seed, args.val_interval)
+    if args.skip_test:
+        _skip_test(root)
     device = args.device or ('0' if __import__('torch').cuda.is_available() else 'cpu')
     sys.argv = ['train.py', '--weights', '', '--cfg', str(work / 'yolov7-tiny-pose.yaml'),
                 '--data', str(work / 'data.yaml'), '--hyp', str(root / 'data/hyp.pose.yaml'),
@@ -333,6 +366,45 @@ def evaluate_child(args: argparse.Namespace) -> None:
     (out / 'scalars.json').write_text('\n'.join(lines) + '\n')
 
 
+# ----------------------------------------------------------------------------- timing
+def epoch_wall_times(weights: Path, images: int, batch: int) -> List[dict]:
+    """Per-epoch wall time of its training from the modification times of the ``epoch_N.pt``
+    copies in ``weights`` (written with ``--val-interval 1``, right after its ``last.pt``).
+
+    Epoch N's time is ``mtime(epoch_N.pt) - mtime(epoch_{N-1}.pt)``: the epoch's iterations,
+    the end-of-epoch work of its ``train.py`` (EMA attributes, results file, ``last.pt`` and
+    ``best.pt`` saves) and the copy. The first epoch has no predecessor (it also holds the
+    loader start-up and is warm-up anyway), so the list starts at epoch 2; a copy that is
+    missing ends the list.
+
+    Args:
+        weights (Path): its ``train/weights`` folder.
+        images (int): training images per epoch.
+        batch (int): its batch size (for the iterations per epoch).
+
+    Returns:
+        list[dict]: per epoch from 2: ``epoch``, ``seconds``, ``images``, ``images_per_s``
+        and ``plotted_batches``, how many of the batches its ``train.py`` drew to a jpg in that
+        epoch (the first :data:`PLOTTED_BATCHES` of the run; an epoch with any is warm-up).
+    """
+    if images < 1 or batch < 1:
+        raise ValueError(f'images ({images}) and batch ({batch}) must be positive')
+    stamps = {}
+    for path in weights.glob('epoch_*.pt'):
+        stamps[int(path.stem.split('_')[1])] = path.stat().st_mtime
+    per_epoch = math.ceil(images / batch)  # its loader keeps the last, smaller batch
+    out = []
+    epoch = 2
+    while epoch in stamps and epoch - 1 in stamps:
+        seconds = stamps[epoch] - stamps[epoch - 1]
+        first = (epoch - 1) * per_epoch  # its global iteration index `ni` at the epoch start
+        out.append(dict(epoch=epoch, seconds=seconds, images=images,
+                        images_per_s=images / seconds if seconds > 0 else None,
+                        plotted_batches=max(0, min(PLOTTED_BATCHES - first, per_epoch))))
+        epoch += 1
+    return out
+
+
 # ----------------------------------------------------------------------------- entry point
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -353,6 +425,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--workers', type=int, default=1)
     parser.add_argument('--device', default=None, help="its --device: 'cpu' or '0'")
+    parser.add_argument('--repeat', type=int, default=1,
+                        help='list every training image this many times (speed runs: as a '
+                        'RepeatDataset does for ours)')
+    parser.add_argument('--skip-test', action='store_true',
+                        help="replace its test.py pass (train.py runs it after the final epoch "
+                        'even with --notest) by zeros: every epoch a training epoch, for timing')
     parser.add_argument('--stage', choices=('all', 'train', 'evaluate'), default='all')
     parser.add_argument('--child', choices=('train', 'evaluate'), help=argparse.SUPPRESS)
     return parser.parse_args(argv)

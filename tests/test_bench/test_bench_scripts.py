@@ -99,6 +99,30 @@ def test_end_to_end_reports_every_epoch(tmp_path):
         assert 0 <= epoch['data_wait_share'] <= 1
     assert payload['summary']['epoch_seconds'] == payload['epochs'][1]['seconds']
     assert payload['settings']['device'] == 'cpu' and payload['settings']['batch_size'] == 8
+    # the model-only step: as many iterations as an epoch, cycling over 2 real batches of 8
+    model_only, summary = payload['model_only'], payload['summary']
+    assert (model_only['iters'], model_only['batches'], model_only['images']) == (4, 2, 32)
+    assert model_only['images_per_s'] == pytest.approx(32 / model_only['seconds'])
+    assert summary['model_only_images_per_s'] == model_only['images_per_s']
+    assert summary['real_over_model_only'] == pytest.approx(
+        summary['images_per_s'] / model_only['images_per_s'])
+    assert payload['original'] == dict(root=None, revision=None)  # no --yolov7-root
+
+
+@pytest.mark.slow
+def test_end_to_end_model_only_iterations(tmp_path):
+    out = tmp_path / 'e2e.json'
+    stdout = _run('end_to_end.py', 'configs/tiger_kpt_tiny.py', '--data-root', SAMPLE,
+                  '--epochs', 1, '--workers', 0, '--device', 'cpu', '--model-iters', 3,
+                  '--model-batches', 1, '--out', out)
+    payload = json.loads(out.read_text())
+    model_only = payload['model_only']
+    assert (model_only['iters'], model_only['batches'], model_only['images']) == (3, 1, 24)
+    ratio = payload['summary']['real_over_model_only']
+    assert ratio == pytest.approx(payload['epochs'][0]['images_per_s']
+                                  / model_only['images_per_s'])
+    assert '| model-only step ' in stdout and f'| real / model-only |         | {ratio:.3f}' \
+        in stdout
 
 
 @pytest.mark.slow
@@ -112,6 +136,65 @@ def test_end_to_end_loader_only(tmp_path):
     assert [e['iters'] for e in payload['epochs']] == [2, 2]
     assert all(e['data_wait_share'] is None for e in payload['epochs'])
     assert payload['summary']['data_wait_share'] is None
+    assert payload['model_only'] is None and payload['summary']['real_over_model_only'] is None
+
+
+ORIGINAL_EPOCHS = """
+import json, os, sys
+from pathlib import Path
+import end_to_end as e2e
+import yolov7_pose_peer as p
+weights = Path(sys.argv[1]) / 'weights'
+weights.mkdir()
+# the copies of epochs 1-4 and 6 (5 missing: the list ends at 4); last.pt is not an epoch
+t0 = 1.7e9
+for epoch, t in ((1, 0.), (2, 10.), (3, 22.), (4, 30.), (6, 50.)):
+    (weights / f'epoch_{epoch}.pt').write_bytes(b'')
+    os.utime(weights / f'epoch_{epoch}.pt', (t0 + t, t0 + t))
+(weights / 'last.pt').write_bytes(b'')
+out = {}
+out['epochs'] = p.epoch_wall_times(weights, 100, 8)  # 13 batches an epoch
+out['summary'] = e2e.summarise_original(out['epochs'])
+out['all_plotted'] = e2e.summarise_original(p.epoch_wall_times(weights, 16, 8))
+args = e2e.parse_args(['configs/tiger_kpt_tiny.py', '--data-root', sys.argv[2], '--epochs', '3',
+                       '--repeat', '2', '--batch', '4', '--workers', '1',
+                       '--yolov7-root', '/y7', '--yolov7-tiny-cfg', '/tiny.yaml'])
+cfg = e2e.build_cfg(args, sys.argv[1])
+command = e2e.original_command(args, cfg, Path(sys.argv[1]) / 'y7', cuda=False)
+out['script'] = command[1]
+out['peer'] = vars(p.parse_args(command[2:]))
+print(json.dumps(out))
+"""
+
+
+def test_end_to_end_original_epoch_times(tmp_path):
+    """The original's epoch times are the gaps between its epoch_N.pt copies (hand-made here
+    with set modification times); epochs holding any of the 33 batches its train.py draws are
+    warm-up; the command gives it our run's data, epochs, batch, size, workers and device."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / 'bench')]))
+    proc = subprocess.run([sys.executable, '-c', ORIGINAL_EPOCHS, str(tmp_path), str(SAMPLE)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # batches 0-32 are drawn: 13-25 in epoch 2, 26-32 in epoch 3, none from epoch 4 (39-51)
+    assert out['epochs'] == [
+        dict(epoch=2, seconds=10., images=100, images_per_s=10., plotted_batches=13),
+        dict(epoch=3, seconds=12., images=100, images_per_s=100 / 12, plotted_batches=7),
+        dict(epoch=4, seconds=8., images=100, images_per_s=12.5, plotted_batches=0)]
+    assert out['summary'] == dict(epoch_seconds=8., images_per_s=12.5, epochs_used=[4],
+                                  includes_plotting=False)
+    # 2 batches an epoch: every epoch up to 17 draws, so all are used, flagged
+    assert out['all_plotted'] == dict(epoch_seconds=10., images_per_s=1.6,
+                                      epochs_used=[2, 3, 4], includes_plotting=True)
+    peer = out['peer']
+    assert out['script'] == str(REPO / 'bench' / 'yolov7_pose_peer.py')
+    assert (peer['stage'], peer['skip_test'], peer['val_interval']) == ('train', True, 1)
+    assert (peer['epochs'], peer['batch'], peer['img_size'], peer['workers'], peer['repeat'],
+            peer['device']) == (3, 4, 256, 1, 2, 'cpu')
+    assert peer['data_root'] == str(SAMPLE) and peer['train_images'] == 'train/images'
+    assert peer['val_images'] == 'train/images'  # built, never run (--skip-test)
+    assert peer['metainfo'] == str(REPO / 'configs/_base_/datasets/tiger.py')
+    assert (peer['yolov7_root'], peer['tiny_cfg']) == ('/y7', '/tiny.yaml')
 
 
 CHECK_CGROUP = """
@@ -198,9 +281,9 @@ def test_gpu_session_script_is_bash_and_installs_the_wheels_first():
                      '--target /tmp/site .gpuwheels/*.whl')
 
 
-def test_gpu_session_bench_commands_parse(tmp_path):
-    """The script runs through with ``python3`` replaced by a stub that records its arguments;
-    every bench command it would run then parses them as the bench does."""
+def _gpu_session_commands(tmp_path, **env_extra) -> tuple:
+    """Run the script with ``python3`` replaced by a stub that records its arguments; returns
+    every call's argv and the summary log."""
     calls, bin_dir, out = tmp_path / 'calls', tmp_path / 'bin', tmp_path / 'out'
     for folder in (calls, bin_dir, out):
         folder.mkdir()
@@ -208,14 +291,23 @@ def test_gpu_session_bench_commands_parse(tmp_path):
     stub.write_text('#!/bin/bash\nn=$(ls "$CALLS" | wc -l)\n'
                     'printf "%s\\0" "$@" > "$CALLS/$(printf %03d "$n")"\n')
     stub.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}
+    env = {k: v for k, v in os.environ.items()
+           if k != 'PYTHON' and not k.startswith('YOLOV7_')}
     env.update(PATH=f'{bin_dir}:{env["PATH"]}', CALLS=str(calls), OUT=str(out),
-               RES=str(tmp_path / 'res'))
+               RES=str(tmp_path / 'res'), **env_extra)
     proc = subprocess.run(['bash', str(GPU_SESSION), str(SAMPLE)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / 'gpu_session.tgz').is_file()
     argvs = [[a.decode() for a in f.read_bytes().split(b'\0')[:-1]]
              for f in sorted(calls.iterdir())]
+    return argvs, (out / 'summary.log').read_text()
+
+
+def test_gpu_session_bench_commands_parse(tmp_path):
+    """The script runs through with ``python3`` replaced by a stub that records its arguments;
+    every bench command it would run then parses them as the bench does."""
+    argvs, summary = _gpu_session_commands(tmp_path)
     assert argvs[0][:3] == ['-m', 'pip', 'install']
     benches = [argv for argv in argvs if argv[0].startswith('bench/')]
     assert [argv[0] for argv in benches] == ['bench/loader_diagnosis.py'] + [
@@ -225,8 +317,28 @@ def test_gpu_session_bench_commands_parse(tmp_path):
                            cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
                            capture_output=True, text=True, timeout=120)
     assert check.stdout.strip() == 'ok', check.stderr[-3000:]
-    assert (out / 'gpu_session.tgz').is_file()
-    assert (out / 'summary.log').read_text().count('rc=') == len(benches)
+    assert summary.count('rc=') == len(benches)
+    assert not any('--yolov7-root' in argv for argv in benches)  # only when asked for
+
+
+def test_gpu_session_times_the_original_when_given(tmp_path):
+    """With YOLOV7_ROOT and YOLOV7_TINY_CFG the automatic-settings end-to-end step also trains
+    the original, with 150 s more."""
+    (tmp_path / 'deps').mkdir()
+    argvs, summary = _gpu_session_commands(
+        tmp_path, YOLOV7_ROOT='.gpuyolov7/pose', YOLOV7_TINY_CFG='.gpuyolov7/tiny.yaml',
+        YOLOV7_PYTHONPATH=str(tmp_path / 'deps'))
+    with_original = [argv for argv in argvs if '--yolov7-root' in argv]
+    assert len(with_original) == 1 and with_original[0][0] == 'bench/end_to_end.py'
+    argv = with_original[0]
+    assert argv[argv.index('--yolov7-root') + 1] == '.gpuyolov7/pose'
+    assert argv[argv.index('--yolov7-tiny-cfg') + 1] == '.gpuyolov7/tiny.yaml'
+    assert argv[argv.index('--out') + 1].endswith('e2e_auto.json')
+    assert 'limit 260s' in summary.split('=== e2e_auto')[1].splitlines()[0]
+    check = subprocess.run([sys.executable, '-c', PARSE_ALL, json.dumps([argv])],
+                           cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
+                           capture_output=True, text=True, timeout=120)
+    assert check.stdout.strip() == 'ok', check.stderr[-3000:]
 
 
 def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
@@ -357,13 +469,30 @@ n = p.write_split(Path({images!r}), Path({tmp!r}) / 'train', 12)
 labels = sorted((Path({tmp!r}) / 'train' / 'labels').glob('*.txt'))
 out['split'] = [n, len(labels), len(list((Path({tmp!r}) / 'train' / 'images').iterdir())),
                 {{len(l.split()) for f in labels for l in f.read_text().splitlines()}}]
+# --repeat 3: every image listed three times, each copy with the image's label
+n = p.write_split(Path({images!r}), Path({tmp!r}) / 'repeat', 12, repeat=3)
+first = sorted(Path({images!r}).iterdir())[0]
+stems = (first.stem, first.stem + '_r1', first.stem + '_r2', first.stem + '_r3')
+copies = sorted(c for c in (Path({tmp!r}) / 'repeat' / 'images').iterdir() if c.stem in stems)
+out['repeat'] = [n, [c.name for c in copies], {{c.resolve() == first.resolve() for c in copies}},
+                 len({{(Path({tmp!r}) / 'repeat' / 'labels' / (c.stem + '.txt')).read_text()
+                      for c in copies}})]
+# --skip-test: the checkout's test.test (here a fake one that fails) returns zeros
+root = Path({tmp!r}) / 'fake_yolov7'
+root.mkdir()
+(root / 'test.py').write_text('def test(*a, **k):\\n    raise RuntimeError("ran")\\n')
+sys.path.insert(0, str(root))
+p._skip_test(root)
+import test
+out['skip_test'] = [list(v) for v in test.test(dict(nc=2), batch_size=16)]
 print(json.dumps(out, default=sorted))
 """
 
 
 def test_yolov7_pose_peer_labels_and_model(tmp_path):
     """The original pose branch's 56-column labels (K keypoints in the first slots, the rest
-    unlabelled, errors name file and line) and yolov7-tiny turned into its keypoint model."""
+    unlabelled, errors name file and line), listed --repeat times, yolov7-tiny turned into its
+    keypoint model, and its test pass replaced by zeros (--skip-test)."""
     code = YOLOV7_PEER.format(images=str(SAMPLE / 'train' / 'images'), tmp=str(tmp_path))
     proc = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'bench',
                           capture_output=True, text=True, timeout=300)
@@ -379,6 +508,10 @@ def test_yolov7_pose_peer_labels_and_model(tmp_path):
                                    [[0, 1], 1, 'IKeypoint', ['nc', 'anchors', 'nkpt']]]
     images = len(list((SAMPLE / 'train' / 'images').iterdir()))
     assert out['split'] == [images, images, images, [56]]
+    first = sorted((SAMPLE / 'train' / 'images').iterdir())[0]
+    assert out['repeat'] == [3 * images, [first.name, f'{first.stem}_r1{first.suffix}',
+                                          f'{first.stem}_r2{first.suffix}'], [True], 1]
+    assert out['skip_test'] == [[0] * 7, [0, 0], [0, 0, 0]]
 
 
 def test_accuracy_bench_yolov7pose_needs_its_checkout():
