@@ -23,7 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = [
     'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
-    'import_original', 'utc_now', 'steady_malloc', 'CLOCKS', 'interleaved_timings', 'median',
+    'start_revision', 'import_original', 'utc_now', 'steady_malloc', 'CLOCKS',
+    'interleaved_timings', 'median',
     'format_table', 'print_table', 'write_json', 'result_payload', 'peer_info', 'cpu_topology',
     'thread_cpu_seconds', 'cgroup_cpu'
 ]
@@ -229,8 +230,21 @@ def thread_cpu_seconds() -> Dict[str, float]:
     return out
 
 
+_REVISION_AT_START: Dict[str, Optional[str]] = {}
+
+
+def start_revision() -> Optional[str]:
+    """:func:`git_revision` as it was at this function's first call in the process (benchmarks
+    call :func:`machine_info` when they start): the code that ran, not the ``HEAD`` a
+    checkout has moved on to by the time a run of an hour or more writes its results."""
+    if 'turtle_plugin' not in _REVISION_AT_START:
+        _REVISION_AT_START['turtle_plugin'] = git_revision()
+    return _REVISION_AT_START['turtle_plugin']
+
+
 def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) -> Dict[str, Any]:
-    """What a benchmark figure depends on: CPU, cores usable by this process, versions.
+    """What a benchmark figure depends on: CPU, cores usable by this process, versions; also
+    takes the revision the run starts from (:func:`start_revision`).
 
     Args:
         packages (Sequence[str]): distribution names whose versions are recorded (missing ones
@@ -241,6 +255,7 @@ def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) 
         ``threads_per_core`` (of the usable CPUs), ``cgroup_cpu`` (quota, throttling),
         ``load_average`` (at the call), ``platform``, ``python`` and ``packages``.
     """
+    start_revision()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -347,10 +362,10 @@ def result_payload(benchmark: str, started: str, machine: Dict[str, Any], settin
                    **extra: Any) -> Dict[str, Any]:
     """The JSON every benchmark writes: what ran (``command``, ``settings``), where
     (``machine``, load at the end), when (``date`` = ``started``, ``finished``), at which
-    revision, followed by the benchmark's own ``extra`` entries."""
+    revision (the one it started from), followed by the benchmark's own ``extra`` entries."""
     return dict(benchmark=benchmark, date=started, finished=utc_now(), command=command_line(),
                 machine=machine, load_average_at_end=load_average(), settings=settings,
-                turtle_plugin_revision=git_revision(), **extra)
+                turtle_plugin_revision=start_revision(), **extra)
 
 
 def peer_info(root: Optional[Path], present: bool, **fields: Any) -> Dict[str, Any]:

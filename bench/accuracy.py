@@ -47,8 +47,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from _common import (REPO_ROOT, git_revision, machine_info, print_table,
-                     result_payload, utc_now, write_json)
+from _common import (REPO_ROOT, machine_info, print_table, result_payload, start_revision,
+                     utc_now, write_json)
 
 YOLOXPOSE_CFG = 'configs/body_2d_keypoint/yoloxpose/coco/yoloxpose_tiny_4xb64-300e_coco-416.py'
 YOLOXPOSE_SIZE = 416  # the input size of that config; its multi-scale range scales with it
@@ -502,7 +502,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     print_table(HEADERS, table_rows(summary), title=title)
     plot_curves(runs, out_dir / 'oks_ap_per_epoch.png', title)
     settings = {k: v for k, v in vars(args).items()}
-    payload = result_payload('accuracy', started, machine, settings, revision=git_revision(),
+    payload = result_payload('accuracy', started, machine, settings, revision=start_revision(),
                              ground_truth=gt_file, summary=summary, runs=runs, failed=failed)
     write_json(str(out_dir / 'accuracy.json'), payload)
     for line in failed:

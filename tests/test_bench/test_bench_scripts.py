@@ -523,3 +523,22 @@ def test_accuracy_bench_yolov7pose_needs_its_checkout():
         env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.returncode != 0
     assert 'yolov7pose needs --yolov7-root' in proc.stderr
+
+
+CHECK_REVISION = """
+import _common as c
+head = ['aaa']
+c.git_revision = lambda repo=c.REPO_ROOT: head[0]
+c.machine_info(())  # a benchmark starts
+head[0] = 'bbb'
+payload = c.result_payload('x', 'now', {}, {})  # ... and ends after HEAD moved on
+assert payload['turtle_plugin_revision'] == 'aaa', payload['turtle_plugin_revision']
+print('ok')
+"""
+
+
+def test_results_record_the_revision_the_run_started_from():
+    """A run of an hour records the code it ran, not the HEAD its checkout moved on to."""
+    proc = subprocess.run([sys.executable, '-c', CHECK_REVISION], cwd=REPO / 'bench',
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
