@@ -5,6 +5,7 @@ the peer implementation measured in the same run (see ``BENCHMARKS.md``). These 
 that context, time several implementations taking turns on the same work (so a noisy shared
 machine slows every contender alike), print a plain-text table and write the JSON result file.
 """
+import argparse
 import ctypes
 import datetime
 import importlib
@@ -24,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 __all__ = [
     'REPO_ROOT', 'cpu_model', 'load_average', 'machine_info', 'command_line', 'git_revision',
     'start_revision', 'import_original', 'utc_now', 'steady_malloc', 'CLOCKS',
-    'interleaved_timings', 'median',
+    'interleaved_timings', 'median', 'add_config_data_arguments',
     'format_table', 'print_table', 'write_json', 'result_payload', 'peer_info', 'cpu_topology',
     'thread_cpu_seconds', 'cgroup_cpu'
 ]
@@ -270,6 +271,17 @@ def machine_info(packages: Sequence[str] = ('numpy', 'opencv-python', 'torch')) 
         platform=platform.platform(),
         python=platform.python_version(),
         packages={name: _package_version(name) for name in packages})
+
+
+def add_config_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the benches that run a config's training loader on a YOLO-layout image
+    folder: ``config``, ``--data-root`` (default: Tiger-Pose beside the repository) and
+    ``--train-images`` (labels in the sibling ``labels/``)."""
+    parser.add_argument('config', help='training config, e.g. configs/tiger_kpt_tiny.py')
+    parser.add_argument('--data-root', default=str(REPO_ROOT.parent / 'shared/data/tiger_pose'),
+                        help='dataset root holding the image folder (default: Tiger-Pose)')
+    parser.add_argument('--train-images', default='train/images',
+                        help='image folder under --data-root (labels in the sibling labels/)')
 
 
 def command_line() -> str:

@@ -50,8 +50,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from _common import (REPO_ROOT, cgroup_cpu, machine_info, median, peer_info, print_table,
-                     result_payload, thread_cpu_seconds, utc_now, write_json)
+from _common import (REPO_ROOT, add_config_data_arguments, cgroup_cpu, machine_info, median,
+                     peer_info, print_table, result_payload, thread_cpu_seconds, utc_now,
+                     write_json)
 
 HEADERS = ['epoch', 'seconds', 'img/s', 'data wait %', 'main CPU %', 'iters']
 ORIGINAL_HEADERS = ['yolov7 epoch', 'seconds', 'img/s', 'plotted batches']
@@ -69,11 +70,7 @@ def cache_arg(text: str):
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='training config, e.g. configs/tiger_kpt_tiny.py')
-    parser.add_argument('--data-root', default=str(REPO_ROOT.parent / 'shared/data/tiger_pose'),
-                        help='dataset root holding the image folder (default: Tiger-Pose)')
-    parser.add_argument('--train-images', default='train/images',
-                        help='image folder under --data-root (labels in the sibling labels/)')
+    add_config_data_arguments(parser)
     parser.add_argument('--epochs', type=int, default=3)
     parser.add_argument('--repeat', type=int, default=1,
                         help='wrap the training set in a RepeatDataset: a small set has too few '

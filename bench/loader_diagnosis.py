@@ -43,7 +43,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from _common import REPO_ROOT, machine_info, print_table, result_payload, utc_now, write_json
+from _common import (add_config_data_arguments, machine_info, print_table, result_payload,
+                     utc_now, write_json)
 from end_to_end import (MainCPU, build_cfg, build_train_loader, cache_arg, stop_workers,
                         workers_arg)
 
@@ -67,11 +68,7 @@ def parse_cpus(text: str) -> List[int]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='training config, e.g. configs/tiger_kpt_tiny.py')
-    parser.add_argument('--data-root', default=str(REPO_ROOT.parent / 'shared/data/tiger_pose'),
-                        help='dataset root holding the image folder (default: Tiger-Pose)')
-    parser.add_argument('--train-images', default='train/images',
-                        help='image folder under --data-root (labels in the sibling labels/)')
+    add_config_data_arguments(parser)
     parser.add_argument('--workers', nargs='+', type=workers_arg, default=[1, 2],
                         help="worker counts to sweep; 'auto' is the plugin's default for this "
                         'machine and batch size')
