@@ -322,12 +322,13 @@ def evaluate_child(args: argparse.Namespace) -> None:
     checkpoints = sorted((work / 'train' / 'weights').glob('epoch_*.pt'),
                          key=lambda p: int(p.stem.split('_')[1]))
     size = args.img_size
+    dataset_meta = _metainfo(args.metainfo)
     for checkpoint in checkpoints:
         ckpt = torch.load(checkpoint, map_location='cpu')
         model = (ckpt.get('ema') or ckpt['model']).float().fuse().eval()
         metric = METRICS.build(dict(type='KptBoxCocoMetric', ann_file=args.gt_file,
                                     score_mode='bbox', nms_mode='none'))
-        metric.dataset_meta = _metainfo(args.metainfo)
+        metric.dataset_meta = dataset_meta
         for name, info in sorted(images.items()):
             img0 = cv2.imread(str(folder / name))
             if img0 is None:
@@ -437,15 +438,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _ground_truth(args: argparse.Namespace, work: Path) -> str:
-    import turtle_plugin  # noqa: F401
-    from mmengine.registry import init_default_scope
-    from mmpose.registry import DATASETS
-    init_default_scope('mmpose')
-    dataset = DATASETS.build(dict(
-        type='YOLOKptDataset', data_root=str(Path(args.data_root).resolve()) + '/',
-        data_yaml='', split='val', data_prefix=dict(img=args.val_images),
-        metainfo=dict(from_file=str(Path(args.metainfo).resolve())), test_mode=True))
-    return dataset.dump_coco_json(str(work / 'val_ground_truth.json'))
+    """The val split's COCO ground truth, written as ``bench/accuracy.py`` writes it for every
+    other model (run alone; the accuracy bench passes its own file as ``--gt-file``)."""
+    from accuracy import val_ground_truth
+    return val_ground_truth(argparse.Namespace(
+        coco_train=None, data_yaml='', data_root=args.data_root, val_images=args.val_images,
+        metainfo=args.metainfo), work)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
