@@ -1,0 +1,402 @@
+"""Convert DeepLabCut / Lightning Pose labels (``CollectedData*.csv``) to YOLO keypoint labels.
+
+    python tools/dataset_converters/dlc2yolo.py PROJECT/CollectedData.csv --out-dir yolo/ \
+        --val-every 5 --swap paw1LH:paw4RH paw2LF:paw3RF --sigma 0.05 --link-images
+
+DeepLabCut's (and Lightning Pose's) label table has three header rows -- ``scorer``,
+``bodyparts``, ``coords`` -- or four with ``individuals`` (multi-animal projects), one or three
+leading index columns that give the image path relative to the project folder, and ``x``, ``y``
+per body part (empty or ``NaN`` = not labelled). It has no boxes and no visibility flags, so:
+
+* every individual (single-animal: the one animal) is one instance; ``--views SUFFIX ...``
+  splits the body parts by name suffix into one instance per view instead (mirror setups label
+  ``nose_top`` and ``nose_bot`` for the two views of one animal);
+* an instance's box is the box of its labelled keypoints, padded on each side by
+  ``--box-pad`` times its longer side (at least ``--box-pad-px``) and clipped to the image;
+  instances without a labelled keypoint are left out (counted in the summary);
+* labelled keypoints are visible (``v = 2``).
+
+Writes ``OUT/{train,val}/images`` (links or copies with ``--link-images`` / ``--copy-images``),
+``OUT/{train,val}/labels/*.txt``, ``OUT/data.yaml`` (``kpt_shape``, ``flip_idx``) and
+``OUT/metainfo.py``, an MMPose metainfo file (keypoint names, the ``--swap`` pairs, sigmas
+``--sigma`` each, ``1/K`` when omitted) for ``metainfo = dict(from_file=...)``. The split is
+deterministic: with ``--val-every N`` every N-th labelled image (the last of each group of N, in
+the table's order) goes to ``val``. Bad input -- a row with the wrong number of cells, a value
+that is not a number, a keypoint outside its image, a missing image -- is an error naming the
+csv file and line.
+"""
+import argparse
+import csv
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import yaml
+from mmengine.logging import print_log
+
+from turtle_plugin.datasets import YOLOLabelError
+from turtle_plugin.datasets.coco_conversion import choose_kpt_dim, format_label_rows
+from turtle_plugin.datasets.yolo_format import read_image_size
+
+__all__ = ['read_dlc_table', 'DLCTable', 'dlc_to_yolo', 'instance_rows', 'parse_args', 'main']
+
+SINGLE_INDIVIDUAL = 'single'  # DeepLabCut's name for the unique (not per-animal) body parts
+
+
+class DLCTable:
+    """A DeepLabCut label table, read and checked.
+
+    Attributes:
+        path (Path): the csv file.
+        images (list[str]): image path of each data row, relative to the project folder.
+        lines (list[int]): the csv line number of each data row (1-based).
+        columns (list[tuple[str, str]]): ``(individual, bodypart)`` of each x/y column pair;
+            the individual is ``''`` in a single-animal table.
+        xy (np.ndarray): ``(N, C, 2)`` float64 coordinates in pixels, ``NaN`` = not labelled.
+    """
+
+    def __init__(self, path: Path, images: List[str], lines: List[int],
+                 columns: List[Tuple[str, str]], xy: np.ndarray):
+        self.path, self.images, self.lines, self.columns, self.xy = \
+            path, images, lines, columns, xy
+
+
+def read_dlc_table(path: str) -> DLCTable:
+    """Read a ``CollectedData*.csv`` label table.
+
+    Args:
+        path (str): the csv file.
+
+    Returns:
+        DLCTable: the table.
+
+    Raises:
+        YOLOLabelError: naming the file and line of a malformed header or row.
+    """
+    path = Path(path)
+    with open(path, newline='') as f:
+        rows = list(csv.reader(f))
+    header: Dict[str, List[str]] = {}
+    for lineno, row in enumerate(rows, 1):
+        if not row:
+            continue
+        key = row[0].strip().lower()
+        if key not in ('scorer', 'individuals', 'bodyparts', 'coords'):
+            raise YOLOLabelError(f'{path}:{lineno}: expected the header rows scorer, '
+                                 f'[individuals,] bodyparts, coords; got {row[0]!r}')
+        header[key] = row
+        if key == 'coords':
+            break
+    else:
+        raise YOLOLabelError(f'{path}: no "coords" header row: not a DeepLabCut label table')
+    if 'bodyparts' not in header:
+        raise YOLOLabelError(f'{path}:{lineno}: no "bodyparts" header row before "coords"')
+    coords = [c.strip().lower() for c in header['coords']]
+    n_index = next((i for i, c in enumerate(coords) if c in ('x', 'y')), None)
+    if n_index is None:
+        raise YOLOLabelError(f'{path}:{lineno}: the coords row has no x or y column')
+    width = len(coords)
+    columns, value_cols = [], []
+    for col in range(n_index, width, 2):
+        if coords[col:col + 2] != ['x', 'y']:
+            raise YOLOLabelError(f'{path}:{lineno}: columns {col + 1}-{col + 2} are '
+                                 f'{coords[col:col + 2]}, expected x, y pairs')
+        individual = header['individuals'][col] if 'individuals' in header else ''
+        columns.append((individual.strip(), header['bodyparts'][col].strip()))
+        value_cols.append(col)
+    images, lines, values = [], [], []
+    for data_lineno, row in enumerate(rows[lineno:], lineno + 1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) != width:
+            raise YOLOLabelError(f'{path}:{data_lineno}: {len(row)} cells, the header has '
+                                 f'{width}')
+        image = '/'.join(cell.strip() for cell in row[:n_index] if cell.strip())
+        if not image:
+            raise YOLOLabelError(f'{path}:{data_lineno}: no image path')
+        xy = np.full((len(columns), 2), np.nan)
+        for i, col in enumerate(value_cols):
+            for j in range(2):
+                xy[i, j] = _number(row[col + j], path, data_lineno, col + j, columns[i], 'xy'[j])
+        images.append(image)
+        lines.append(data_lineno)
+        values.append(xy)
+    xy = np.stack(values) if values else np.zeros((0, len(columns), 2))
+    return DLCTable(path, images, lines, columns, xy)
+
+
+def _number(cell: str, path: Path, lineno: int, col: int, column: Tuple[str, str],
+            coord: str) -> float:
+    text = cell.strip()
+    if text == '' or text.lower() == 'nan':
+        return np.nan
+    try:
+        value = float(text)
+    except ValueError:
+        value = np.inf
+    if not np.isfinite(value):
+        name = '/'.join(c for c in column if c)
+        raise YOLOLabelError(f'{path}:{lineno}: column {col + 1} ({name} {coord}) is '
+                             f'{cell!r}, not a number')
+    return value
+
+
+def instance_layout(table: DLCTable, views: Sequence[str] = (),
+                    drop: Sequence[str] = ()) -> Tuple[List[str], Dict[str, List[int]]]:
+    """Keypoint names and, per instance, the table column of each keypoint.
+
+    Args:
+        table (DLCTable): the label table.
+        views (Sequence[str]): body-part name suffixes; each makes an instance of the parts
+            ending with it (with the suffix removed from the keypoint name).
+        drop (Sequence[str]): body parts (full names, as in the table) to leave out.
+
+    Returns:
+        tuple[list[str], dict[str, list[int]]]: the K keypoint names and, per instance key,
+        the K column indices (``-1`` where that instance lacks the keypoint).
+    """
+    unknown = sorted(set(drop) - {part for _, part in table.columns})
+    if unknown:
+        raise YOLOLabelError(f'{table.path}: --drop names body parts not in the table: '
+                             f'{", ".join(unknown)}')
+    groups: Dict[str, Dict[str, int]] = {}
+    skipped_single = []
+    for col, (individual, part) in enumerate(table.columns):
+        if part in drop:
+            continue
+        if individual == SINGLE_INDIVIDUAL:
+            skipped_single.append(part)
+            continue
+        key, name = individual, part
+        if views:
+            view = next((v for v in views if part.endswith(v)), None)
+            if view is None:
+                raise YOLOLabelError(
+                    f'{table.path}: body part {part!r} ends with none of the --views '
+                    f'{", ".join(views)}; leave it out with --drop {part}')
+            key, name = f'{individual}{view}', part[:-len(view)]
+        if name in groups.setdefault(key, {}):
+            raise YOLOLabelError(f'{table.path}: body part {name!r} appears twice in '
+                                 f'instance {key!r}')
+        groups[key][name] = col
+    if skipped_single:
+        print_log(f'{table.path}: unique body parts (individual {SINGLE_INDIVIDUAL!r}) left out: '
+                  f'{", ".join(skipped_single)}', logger='current', level=logging.WARNING)
+    if not groups:
+        raise YOLOLabelError(f'{table.path}: no body parts left to convert')
+    names = list(dict.fromkeys(name for group in groups.values() for name in group))
+    for key, group in groups.items():
+        missing = [n for n in names if n not in group]
+        if missing and views:  # views of one animal must carry the same keypoints
+            raise YOLOLabelError(f'{table.path}: view {key!r} lacks body parts '
+                                 f'{", ".join(missing)} that other views have')
+    return names, {key: [group.get(n, -1) for n in names] for key, group in groups.items()}
+
+
+def instance_rows(xy: np.ndarray, layout: Dict[str, List[int]], width: int, height: int,
+                  box_pad: float = 0.1, box_pad_px: float = 4.) -> np.ndarray:
+    """YOLO rows (``cls cx cy w h`` + K * ``(x, y, v)``, normalised) of one image.
+
+    Args:
+        xy (np.ndarray): ``(C, 2)`` pixel coordinates of the table row, ``NaN`` = unlabelled.
+        layout (dict[str, list[int]]): per instance, the column of each keypoint
+            (:func:`instance_layout`).
+        width (int): image width in pixels.
+        height (int): image height in pixels.
+        box_pad (float): padding on each side of the keypoints' box, times its longer side.
+        box_pad_px (float): the least padding, in pixels.
+
+    Returns:
+        np.ndarray: ``(N, 5 + 3K)`` rows, one per instance with a labelled keypoint.
+    """
+    rows = []
+    for cols in layout.values():
+        kpts = np.array([xy[c] if c >= 0 else (np.nan, np.nan) for c in cols], dtype=np.float64)
+        labelled = ~np.isnan(kpts).any(axis=1)
+        if not labelled.any():
+            continue
+        lo, hi = kpts[labelled].min(axis=0), kpts[labelled].max(axis=0)
+        pad = max(box_pad * float((hi - lo).max()), box_pad_px)
+        x0, y0 = max(lo[0] - pad, 0.), max(lo[1] - pad, 0.)
+        x1, y1 = min(hi[0] + pad, width), min(hi[1] + pad, height)
+        kpt_cols = np.zeros((len(cols), 3))
+        kpt_cols[labelled] = np.column_stack(
+            [kpts[labelled] / (width, height), np.full(labelled.sum(), 2.)])
+        rows.append(np.concatenate([[0, (x0 + x1) / 2 / width, (y0 + y1) / 2 / height,
+                                     (x1 - x0) / width, (y1 - y0) / height], kpt_cols.ravel()]))
+    return np.array(rows, dtype=np.float64).reshape(-1, 5 + 3 * len(next(iter(layout.values()))))
+
+
+def _check_inside(table: DLCTable, index: int, width: int, height: int) -> None:
+    xy = table.xy[index]
+    outside = ~np.isnan(xy).any(axis=1) & ((xy[:, 0] < 0) | (xy[:, 0] > width)
+                                           | (xy[:, 1] < 0) | (xy[:, 1] > height))
+    if outside.any():
+        col = int(np.flatnonzero(outside)[0])
+        name = '/'.join(c for c in table.columns[col] if c)
+        raise YOLOLabelError(f'{table.path}:{table.lines[index]}: {name} at '
+                             f'({xy[col, 0]:g}, {xy[col, 1]:g}) lies outside the '
+                             f'{width}x{height} image {table.images[index]}')
+
+
+def _flip_idx(names: Sequence[str], swaps: Sequence[str]) -> List[int]:
+    flip = list(range(len(names)))
+    for pair in swaps:
+        left, sep, right = pair.partition(':')
+        if not sep or left not in names or right not in names or left == right:
+            raise YOLOLabelError(f'--swap {pair!r}: expected LEFT:RIGHT, two different keypoint '
+                                 f'names among {", ".join(names)}')
+        a, b = names.index(left), names.index(right)
+        if flip[a] != a or flip[b] != b:
+            raise YOLOLabelError(f'--swap {pair!r}: a keypoint is already swapped')
+        flip[a], flip[b] = b, a
+    return flip
+
+
+def metainfo_text(names: Sequence[str], flip: Sequence[int], sigmas: Sequence[float],
+                  dataset_name: str, source: str) -> str:
+    """An MMPose metainfo file (``dataset_info = dict(...)``) for the converted keypoints."""
+    keypoint_info = {
+        i: dict(name=name, id=i, color=[255, 128, 0], type='',
+                swap='' if flip[i] == i else names[flip[i]])
+        for i, name in enumerate(names)
+    }
+    info = dict(dataset_name=dataset_name, paper_info=dict(), keypoint_info=keypoint_info,
+                skeleton_info={}, joint_weights=[1.] * len(names),
+                sigmas=[float(s) for s in sigmas])
+    return f'# Written by tools/dataset_converters/dlc2yolo.py from {source}\n' \
+           f'dataset_info = {info!r}\n'
+
+
+def dlc_to_yolo(csv_file: str, out_dir: str, project_dir: Optional[str] = None,
+                views: Sequence[str] = (), drop: Sequence[str] = (), swaps: Sequence[str] = (),
+                sigma: Optional[float] = None, val_every: int = 0, box_pad: float = 0.1,
+                box_pad_px: float = 4., class_name: str = 'animal', link_images: bool = False,
+                copy_images: bool = False) -> Dict:
+    """Write a YOLO keypoint dataset (labels, data yaml, metainfo) for a DeepLabCut table.
+
+    Args:
+        csv_file (str): the ``CollectedData*.csv`` file.
+        out_dir (str): output folder.
+        project_dir (str, optional): folder the table's image paths are relative to (the
+            project folder); the csv file's folder when omitted.
+        views (Sequence[str]): body-part suffixes that split an animal into one instance per
+            view (:func:`instance_layout`).
+        drop (Sequence[str]): body parts to leave out.
+        swaps (Sequence[str]): ``LEFT:RIGHT`` keypoint pairs exchanged by a horizontal flip.
+        sigma (float, optional): OKS sigma of every keypoint; ``1 / K`` when omitted.
+        val_every (int): every ``val_every``-th image goes to ``val``; 0 keeps all in ``train``.
+        box_pad (float): box padding per side, times the keypoints' box's longer side.
+        box_pad_px (float): the least box padding, in pixels.
+        class_name (str): the one class's name.
+        link_images (bool): symlink the images into ``out_dir``.
+        copy_images (bool): copy the images into ``out_dir``.
+
+    Returns:
+        dict: ``keypoint_names``, ``flip_idx``, ``num_instances`` and ``num_images`` per split,
+        ``empty_instances``, ``kpt_dim``, ``data_yaml`` and ``metainfo``.
+    """
+    table = read_dlc_table(csv_file)
+    project = Path(project_dir) if project_dir else table.path.parent
+    names, layout = instance_layout(table, views, drop)
+    flip = _flip_idx(names, swaps)
+    splits: Dict[str, List[Tuple[Path, np.ndarray]]] = {'train': [], 'val': []}
+    empty = 0
+    for index, image in enumerate(table.images):
+        img_path = project / image
+        if not img_path.is_file():
+            raise YOLOLabelError(f'{table.path}:{table.lines[index]}: image {img_path} does not '
+                                 f'exist (image paths are relative to {project}; see '
+                                 f'--project-dir)')
+        width, height = read_image_size(img_path)
+        _check_inside(table, index, width, height)
+        rows = instance_rows(table.xy[index], layout, width, height, box_pad, box_pad_px)
+        empty += len(layout) - len(rows)
+        split = 'val' if val_every and (index + 1) % val_every == 0 else 'train'
+        splits[split].append((img_path, rows))
+    all_rows = np.concatenate([rows for items in splits.values() for _, rows in items]
+                              + [np.zeros((0, 5 + 3 * len(names)))])
+    kpt_dim = choose_kpt_dim(all_rows)
+    out = Path(out_dir)
+    result = dict(keypoint_names=names, flip_idx=flip, empty_instances=empty, kpt_dim=kpt_dim,
+                  num_images={}, num_instances={})
+    for split, items in splits.items():
+        if not items:
+            continue
+        for img_path, rows in items:
+            # the table's path, flattened: labeled-data/<video>/img001.png -> <video>_img001.png
+            rel = img_path.relative_to(project) if img_path.is_relative_to(project) else \
+                Path(img_path.name)
+            stem = '_'.join(p for p in rel.parts if p != 'labeled-data')
+            target = out / split / 'images' / stem
+            label = out / split / 'labels' / Path(stem).with_suffix('.txt')
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text(format_label_rows(rows, kpt_dim))
+            if link_images or copy_images:
+                _place_image(img_path, target, link_images)
+        result['num_images'][split] = len(items)
+        result['num_instances'][split] = sum(len(rows) for _, rows in items)
+    data = dict(path=str(out.resolve()), **{s: f'{s}/images' for s in result['num_images']},
+                kpt_shape=[len(names), kpt_dim], flip_idx=flip, names={0: class_name},
+                kpt_names=names)
+    result['data_yaml'] = out / 'data.yaml'
+    result['data_yaml'].write_text(yaml.safe_dump(data, sort_keys=False))
+    result['metainfo'] = out / 'metainfo.py'
+    result['metainfo'].write_text(metainfo_text(
+        names, flip, [sigma if sigma is not None else 1. / len(names)] * len(names),
+        out.name or 'dlc', str(table.path)))
+    return result
+
+
+def _place_image(src: Path, dst: Path, link: bool) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    if link:
+        os.symlink(os.path.abspath(src), dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('csv_file', help='CollectedData*.csv label table')
+    parser.add_argument('--out-dir', required=True, help='output folder')
+    parser.add_argument('--project-dir', help="folder the table's image paths are relative to "
+                        "(default: the csv file's folder)")
+    parser.add_argument('--views', nargs='+', default=[], metavar='SUFFIX',
+                        help='body-part suffixes, one instance per view (e.g. _top _bot)')
+    parser.add_argument('--drop', nargs='+', default=[], metavar='PART',
+                        help='body parts to leave out')
+    parser.add_argument('--swap', nargs='+', default=[], metavar='LEFT:RIGHT',
+                        help='keypoint pairs exchanged by a horizontal flip')
+    parser.add_argument('--sigma', type=float, help='OKS sigma of every keypoint (default 1/K)')
+    parser.add_argument('--val-every', type=int, default=0,
+                        help='every N-th image to val (default: all train)')
+    parser.add_argument('--box-pad', type=float, default=0.1,
+                        help="box padding per side, times the keypoints' box's longer side")
+    parser.add_argument('--box-pad-px', type=float, default=4., help='least box padding (px)')
+    parser.add_argument('--class-name', default='animal')
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--link-images', action='store_true', help='symlink images into OUT')
+    group.add_argument('--copy-images', action='store_true', help='copy images into OUT')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    result = dlc_to_yolo(args.csv_file, args.out_dir, args.project_dir, args.views, args.drop,
+                         args.swap, args.sigma, args.val_every, args.box_pad, args.box_pad_px,
+                         args.class_name, args.link_images, args.copy_images)
+    splits = ', '.join(f'{split}: {n} images, {result["num_instances"][split]} instances'
+                       for split, n in result['num_images'].items())
+    print(f'{len(result["keypoint_names"])} keypoints ({", ".join(result["keypoint_names"])}); '
+          f'{splits}; {result["empty_instances"]} instances without a labelled keypoint left '
+          f'out; wrote {result["data_yaml"]} and {result["metainfo"]}')
+
+
+if __name__ == '__main__':
+    main()
