@@ -87,6 +87,22 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     assert 'message_hub' in ckpt and 'optimizer' in ckpt and 'param_schedulers' in ckpt
 
 
+def test_dataset_meta_without_skeleton_loads_with_weights_only(tmp_path):
+    """A keypoint dataset without skeleton links (any dataset a converter or the data yaml
+    describes) gives MMPose an empty ``skeleton_link_colors`` array, kept in every checkpoint's
+    ``meta``; torch.save writes its empty buffer as ``bytes()``, which must load."""
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+
+    from turtle_plugin.datasets import default_pose_metainfo
+    meta = parse_pose_metainfo(default_pose_metainfo(3))
+    assert meta['skeleton_link_colors'].size == 0
+    torch.save(dict(meta=dict(dataset_meta=meta)), tmp_path / 'ckpt.pth')
+    loaded = torch.load(tmp_path / 'ckpt.pth', map_location='cpu', weights_only=True)
+    got = loaded['meta']['dataset_meta']
+    assert got['skeleton_link_colors'].shape == (0,) and got['num_keypoints'] == 3
+    np.testing.assert_array_equal(got['sigmas'], meta['sigmas'])
+
+
 def test_resume_round_trip_matches_uninterrupted_run(tmp_path):
     straight = _runner(tmp_path / 'straight', max_epochs=3)
     straight.train()

@@ -6,6 +6,10 @@ that unpickles only allow-listed types, and an MMEngine checkpoint holds a few m
 scalars in ``meta``. Rather than turning ``weights_only`` off (which would let any checkpoint run
 code), :func:`allow_mmengine_checkpoint_types` adds exactly those types to torch's allow-list.
 
+An empty numpy array (MMPose's ``skeleton_link_colors`` of a dataset without a skeleton, kept
+in ``meta['dataset_meta']``) pickles its empty data buffer, which protocol 2 writes as a call of
+``builtins.bytes``; that constructor only makes bytes, so it is allowed too.
+
 One more global appears: a ``HistoryBuffer`` pickles its statistics methods (``HistoryBuffer.min``
 ...), which pickle protocol 2+ writes as ``builtins.getattr(HistoryBuffer, 'min')``. Allowing
 ``getattr`` itself would open every attribute of every allowed type, so the name
@@ -60,6 +64,7 @@ def mmengine_checkpoint_types() -> List[object]:
         multiarray._reconstruct,
         multiarray.scalar,
         *numpy_dtypes,
+        bytes,  # b'' of an empty array's buffer (protocol 2 writes it as bytes())
         (history_buffer_getattr, 'builtins.getattr'),
     ]
 
