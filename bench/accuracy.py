@@ -129,6 +129,13 @@ VARIANTS: Dict[str, Callable] = {
     'l1x3': lambda cfg: _set_head(cfg,
                                   loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.3)),
     'no_l1': lambda cfg: _set_head(cfg, loss_kpt_aux=None),
+    # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
+    'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
+    # the OKS loss with Ultralytics' 1/K sigmas for every keypoint; evaluation keeps the
+    # metainfo's (a dataset with small sigmas makes 1 - OKS flat a few pixels off)
+    'sigma_1k': lambda cfg: _set_head(cfg, kpt_sigmas=[1. / cfg.model.head.head_module
+                                                       .num_keypoints]
+                                      * cfg.model.head.head_module.num_keypoints),
     # evaluation images shrunk by pixel-area averaging (YOLOv7's test.py) or bilinear
     'area_eval': lambda cfg: _val_shrink(cfg, 'area'),
     'linear_eval': lambda cfg: _val_shrink(cfg, 'linear'),
