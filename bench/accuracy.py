@@ -129,6 +129,9 @@ VARIANTS: Dict[str, Callable] = {
     'l1x3': lambda cfg: _set_head(cfg,
                                   loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.3)),
     'no_l1': lambda cfg: _set_head(cfg, loss_kpt_aux=None),
+    # the mosaic closed for the last half of the epochs instead of the config's last few
+    'close50': lambda cfg: cfg.default_hooks.close_mosaic.update(
+        num_last_epochs=max(1, cfg.train_cfg.max_epochs // 2)),
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
     # the OKS loss with Ultralytics' 1/K sigmas for every keypoint; evaluation keeps the

@@ -372,7 +372,7 @@ ours = a.ours_config('ours', args, 3, gt)
 p5 = a.ours_config('ours+p5', args, 3, gt)
 orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
 peer = a.yoloxpose_config(args, 3, gt)
-study = a.ours_config('ours+dw_kpt+sigma_1k', args, 3, gt)
+study = a.ours_config('ours+dw_kpt+sigma_1k+close50', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -384,7 +384,7 @@ out = dict(ours=recipe(ours), p5=recipe(p5), orig=recipe(orig))
 out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_dataloader.batch_size,
                   c.randomness.seed, c.val_evaluator.ann_file, c.val_evaluator.type)
                  for c in (ours, p5, peer)]
-out['close'] = [ours.default_hooks.close_mosaic.num_last_epochs]
+out['close'] = [c.default_hooks.close_mosaic.num_last_epochs for c in (ours, study)]
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study)],
                     same=recipe(study) == recipe(ours))
@@ -418,7 +418,8 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     # the original pose branch's recipe: p5's losses, YOLOv5 assignment, hyp.pose augmentation
     assert out['orig'] == dict(out['ours'], aux=None)
     assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
-    assert out['close'] == [3]  # tiger_kpt_tiny closes mosaic for 10 of 100 epochs: 3 of 30
+    # tiger_kpt_tiny closes mosaic for 10 of 100 epochs: 3 of 30; close50 for half of them
+    assert out['close'] == [3, 15]
     # the study's head variants: YOLO-Pose's depthwise keypoint branch, loss sigmas 1/K while
     # the evaluator keeps the metainfo's; nothing else changes
     assert out['study'] == dict(
