@@ -36,8 +36,7 @@ cp "$OUT/source/LICENSE" "$OUT/LICENSE"
 "$PY" "$REPO_ROOT/tools/dataset_converters/dlc2yolo.py" \
     "$OUT/source/data/mirror-mouse-example/CollectedData.csv" --out-dir "$OUT" \
     --views _top _bot --drop obs_top obsHigh_bot obsLow_bot \
-    --swap paw1LH:paw4RH paw2LF:paw3RF --sigma 0.05 --val-every 5 --class-name mouse \
-    --link-images
+    --swap paw1LH:paw4RH paw2LF:paw3RF --sigma 0.05 --val-every 5 --class-name mouse
 cat > "$OUT/SOURCE_NOTE.md" <<NOTE
 # Mirror-mouse (Lightning Pose example data), YOLO keypoint layout
 

@@ -94,8 +94,7 @@ def test_split_data_yaml_and_metainfo(tmp_path):
     csv_file = single_project(tmp_path)
     out = tmp_path / 'out'
     result = dlc2yolo.dlc_to_yolo(str(csv_file), str(out), views=['_top', '_bot'],
-                                  swaps=['a:b'], sigma=0.05, val_every=2, class_name='mouse',
-                                  link_images=True)
+                                  swaps=['a:b'], sigma=0.05, val_every=2, class_name='mouse')
     assert result['num_images'] == {'train': 1, 'val': 1}  # the 2nd of each pair is val
     assert (out / 'val/images/img1.png').is_symlink() and (out / 'val/labels/img1.txt').is_file()
     data = yaml.safe_load(result['data_yaml'].read_text())
@@ -109,8 +108,7 @@ def test_split_data_yaml_and_metainfo(tmp_path):
 def test_pixels_survive_the_dataset_round_trip(tmp_path):
     """The converted split, read back as COCO, gives the table's pixel coordinates."""
     csv_file = single_project(tmp_path)
-    result = dlc2yolo.dlc_to_yolo(str(csv_file), str(tmp_path / 'out'), views=['_top', '_bot'],
-                                  link_images=True)
+    result = dlc2yolo.dlc_to_yolo(str(csv_file), str(tmp_path / 'out'), views=['_top', '_bot'])
     coco = yolo2coco.yolo_to_coco(str(result['data_yaml']), 'train',
                                   metainfo=str(result['metainfo']))
     kpts = np.array([a['keypoints'] for a in coco['annotations']]).reshape(4, 2, 3)
@@ -118,6 +116,28 @@ def test_pixels_survive_the_dataset_round_trip(tmp_path):
                                                 [[50, 5], [98, 45]], [[1, 1], [2, 2]]],
                                atol=1e-6)
     assert kpts[1, 1, 2] == 0 and (kpts[0, :, 2] == 2).all()
+
+
+def test_one_table_per_video_in_a_deeplabcut_project(tmp_path):
+    """DeepLabCut keeps a table in each labeled-data/<video>/ folder, with image paths relative
+    to the project: the tables are merged, the project folder is found from where they sit."""
+    tables = []
+    for video in ('vidA', 'vidB'):
+        folder = tmp_path / 'labeled-data' / video
+        folder.mkdir(parents=True)
+        tables.append(make_project(folder, MULTI.replace('vidA', video),
+                                   [f'../../labeled-data/{video}/img0.png',
+                                    f'../../labeled-data/{video}/img1.png']))
+    result = dlc2yolo.dlc_to_yolo([str(t) for t in tables], str(tmp_path / 'out'), val_every=2)
+    assert result['num_images'] == {'train': 2, 'val': 2}
+    assert sorted(p.name for p in (tmp_path / 'out/val/labels').iterdir()) == \
+        ['vidA_img1.txt', 'vidB_img1.txt']
+    # the same image twice, and tables that disagree on the body parts, are refused
+    with pytest.raises(YOLOLabelError, match='image labeled-data/vidA/img0.png is also listed at'):
+        dlc2yolo.dlc_to_yolo([str(tables[0])] * 2, str(tmp_path / 'out2'))
+    tables[1].write_text(MULTI.replace('vidA', 'vidB').replace('tail', 'tip'))
+    with pytest.raises(YOLOLabelError, match='labels nose, tip'):
+        dlc2yolo.dlc_to_yolo([str(t) for t in tables], str(tmp_path / 'out3'))
 
 
 @pytest.mark.parametrize('edit, message', [

@@ -1,12 +1,13 @@
 """Convert DeepLabCut / Lightning Pose labels (``CollectedData*.csv``) to YOLO keypoint labels.
 
-    python tools/dataset_converters/dlc2yolo.py PROJECT/CollectedData.csv --out-dir yolo/ \
-        --val-every 5 --swap paw1LH:paw4RH paw2LF:paw3RF --sigma 0.05 --link-images
+    python tools/dataset_converters/dlc2yolo.py PROJECT/labeled-data/*/CollectedData_*.csv \
+        --out-dir yolo/ --val-every 5 --swap paw1LH:paw4RH paw2LF:paw3RF --sigma 0.05
 
 DeepLabCut's (and Lightning Pose's) label table has three header rows -- ``scorer``,
 ``bodyparts``, ``coords`` -- or four with ``individuals`` (multi-animal projects), one or three
 leading index columns that give the image path relative to the project folder, and ``x``, ``y``
-per body part (empty or ``NaN`` = not labelled). It has no boxes and no visibility flags, so:
+per body part (empty or ``NaN`` = not labelled). DeepLabCut writes one table per video; give
+them all. The tables have no boxes and no visibility flags, so:
 
 * every individual (single-animal: the one animal) is one instance; ``--views SUFFIX ...``
   splits the body parts by name suffix into one instance per view instead (mirror setups label
@@ -16,14 +17,14 @@ per body part (empty or ``NaN`` = not labelled). It has no boxes and no visibili
   instances without a labelled keypoint are left out (counted in the summary);
 * labelled keypoints are visible (``v = 2``).
 
-Writes ``OUT/{train,val}/images`` (links or copies with ``--link-images`` / ``--copy-images``),
+Writes ``OUT/{train,val}/images`` (symlinks, or copies with ``--copy-images``),
 ``OUT/{train,val}/labels/*.txt``, ``OUT/data.yaml`` (``kpt_shape``, ``flip_idx``) and
 ``OUT/metainfo.py``, an MMPose metainfo file (keypoint names, the ``--swap`` pairs, sigmas
 ``--sigma`` each, ``1/K`` when omitted) for ``metainfo = dict(from_file=...)``. The split is
-deterministic: with ``--val-every N`` every N-th labelled image (the last of each group of N, in
-the table's order) goes to ``val``. Bad input -- a row with the wrong number of cells, a value
-that is not a number, a keypoint outside its image, a missing image -- is an error naming the
-csv file and line.
+deterministic: with ``--val-every N`` every N-th labelled image of each table (the last of each
+group of N, in the table's order) goes to ``val``. Bad input -- a row with the wrong number of cells, a value
+that is not a number, a keypoint outside its image, a missing or twice-listed image -- is an
+error naming the csv file and line.
 """
 import argparse
 import csv
@@ -31,7 +32,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import yaml
@@ -271,53 +272,71 @@ def metainfo_text(names: Sequence[str], flip: Sequence[int], sigmas: Sequence[fl
            f'dataset_info = {info!r}\n'
 
 
-def dlc_to_yolo(csv_file: str, out_dir: str, project_dir: Optional[str] = None,
-                views: Sequence[str] = (), drop: Sequence[str] = (), swaps: Sequence[str] = (),
+def dlc_to_yolo(csv_files: Union[str, Sequence[str]], out_dir: str,
+                project_dir: Optional[str] = None, views: Sequence[str] = (),
+                drop: Sequence[str] = (), swaps: Sequence[str] = (),
                 sigma: Optional[float] = None, val_every: int = 0, box_pad: float = 0.1,
-                box_pad_px: float = 4., class_name: str = 'animal', link_images: bool = False,
+                box_pad_px: float = 4., class_name: str = 'animal',
                 copy_images: bool = False) -> Dict:
-    """Write a YOLO keypoint dataset (labels, data yaml, metainfo) for a DeepLabCut table.
+    """Write a YOLO keypoint dataset (labels, data yaml, metainfo) for DeepLabCut tables.
 
     Args:
-        csv_file (str): the ``CollectedData*.csv`` file.
+        csv_files (str | Sequence[str]): ``CollectedData*.csv`` files (DeepLabCut writes one
+            per video); they must label the same body parts.
         out_dir (str): output folder.
-        project_dir (str, optional): folder the table's image paths are relative to (the
-            project folder); the csv file's folder when omitted.
+        project_dir (str, optional): folder the tables' image paths are relative to (the
+            project folder); when omitted, the folder above the ``labeled-data`` folder a table
+            sits in, else the table's folder.
         views (Sequence[str]): body-part suffixes that split an animal into one instance per
             view (:func:`instance_layout`).
         drop (Sequence[str]): body parts to leave out.
         swaps (Sequence[str]): ``LEFT:RIGHT`` keypoint pairs exchanged by a horizontal flip.
         sigma (float, optional): OKS sigma of every keypoint; ``1 / K`` when omitted.
-        val_every (int): every ``val_every``-th image goes to ``val``; 0 keeps all in ``train``.
+        val_every (int): every ``val_every``-th image of each table goes to ``val``; 0 keeps
+            all in ``train``.
         box_pad (float): box padding per side, times the keypoints' box's longer side.
         box_pad_px (float): the least box padding, in pixels.
         class_name (str): the one class's name.
-        link_images (bool): symlink the images into ``out_dir``.
-        copy_images (bool): copy the images into ``out_dir``.
+        copy_images (bool): copy the images into ``out_dir`` instead of linking them.
 
     Returns:
         dict: ``keypoint_names``, ``flip_idx``, ``num_instances`` and ``num_images`` per split,
         ``empty_instances``, ``kpt_dim``, ``data_yaml`` and ``metainfo``.
     """
-    table = read_dlc_table(csv_file)
-    project = Path(project_dir) if project_dir else table.path.parent
-    names, layout = instance_layout(table, views, drop)
+    csv_files = [csv_files] if isinstance(csv_files, (str, Path)) else list(csv_files)
+    if not csv_files:
+        raise YOLOLabelError('no label table given')
+    splits: Dict[str, List[Tuple[Path, str, np.ndarray]]] = {'train': [], 'val': []}
+    empty, names, targets = 0, None, {}
+    for csv_file in csv_files:
+        table = read_dlc_table(csv_file)
+        project = Path(project_dir) if project_dir else _project_of(table.path)
+        table_names, layout = instance_layout(table, views, drop)
+        if names is None:
+            names = table_names
+        elif table_names != names:
+            raise YOLOLabelError(f'{table.path} labels {", ".join(table_names)}; '
+                                 f'{csv_files[0]} labels {", ".join(names)}')
+        for index, image in enumerate(table.images):
+            where = f'{table.path}:{table.lines[index]}'
+            img_path = project / image
+            if not img_path.is_file():
+                raise YOLOLabelError(f'{where}: image {img_path} does not exist (image paths '
+                                     f'are relative to {project}; see --project-dir)')
+            # labeled-data/<video>/img001.png -> <video>_img001.png
+            stem = '_'.join(p for p in Path(image).parts if p != 'labeled-data')
+            if stem in targets:
+                raise YOLOLabelError(f'{where}: image {image} is also listed at '
+                                     f'{targets[stem]}')
+            targets[stem] = where
+            width, height = read_image_size(img_path)
+            _check_inside(table, index, width, height)
+            rows = instance_rows(table.xy[index], layout, width, height, box_pad, box_pad_px)
+            empty += len(layout) - len(rows)
+            split = 'val' if val_every and (index + 1) % val_every == 0 else 'train'
+            splits[split].append((img_path, stem, rows))
     flip = _flip_idx(names, swaps)
-    splits: Dict[str, List[Tuple[Path, np.ndarray]]] = {'train': [], 'val': []}
-    empty = 0
-    for index, image in enumerate(table.images):
-        img_path = project / image
-        if not img_path.is_file():
-            raise YOLOLabelError(f'{table.path}:{table.lines[index]}: image {img_path} does not '
-                                 f'exist (image paths are relative to {project}; see '
-                                 f'--project-dir)')
-        width, height = read_image_size(img_path)
-        _check_inside(table, index, width, height)
-        rows = instance_rows(table.xy[index], layout, width, height, box_pad, box_pad_px)
-        empty += len(layout) - len(rows)
-        split = 'val' if val_every and (index + 1) % val_every == 0 else 'train'
-        splits[split].append((img_path, rows))
-    all_rows = np.concatenate([rows for items in splits.values() for _, rows in items]
+    all_rows = np.concatenate([rows for items in splits.values() for _, _, rows in items]
                               + [np.zeros((0, 5 + 3 * len(names)))])
     kpt_dim = choose_kpt_dim(all_rows)
     out = Path(out_dir)
@@ -326,19 +345,13 @@ def dlc_to_yolo(csv_file: str, out_dir: str, project_dir: Optional[str] = None,
     for split, items in splits.items():
         if not items:
             continue
-        for img_path, rows in items:
-            # the table's path, flattened: labeled-data/<video>/img001.png -> <video>_img001.png
-            rel = img_path.relative_to(project) if img_path.is_relative_to(project) else \
-                Path(img_path.name)
-            stem = '_'.join(p for p in rel.parts if p != 'labeled-data')
-            target = out / split / 'images' / stem
+        for img_path, stem, rows in items:
             label = out / split / 'labels' / Path(stem).with_suffix('.txt')
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text(format_label_rows(rows, kpt_dim))
-            if link_images or copy_images:
-                _place_image(img_path, target, link_images)
+            _place_image(img_path, out / split / 'images' / stem, link=not copy_images)
         result['num_images'][split] = len(items)
-        result['num_instances'][split] = sum(len(rows) for _, rows in items)
+        result['num_instances'][split] = sum(len(rows) for _, _, rows in items)
     data = dict(path=str(out.resolve()), **{s: f'{s}/images' for s in result['num_images']},
                 kpt_shape=[len(names), kpt_dim], flip_idx=flip, names={0: class_name},
                 kpt_names=names)
@@ -347,8 +360,16 @@ def dlc_to_yolo(csv_file: str, out_dir: str, project_dir: Optional[str] = None,
     result['metainfo'] = out / 'metainfo.py'
     result['metainfo'].write_text(metainfo_text(
         names, flip, [sigma if sigma is not None else 1. / len(names)] * len(names),
-        out.name or 'dlc', str(table.path)))
+        out.resolve().name or 'dlc', ', '.join(str(f) for f in csv_files)))
     return result
+
+
+def _project_of(csv_path: Path) -> Path:
+    """The folder above the ``labeled-data`` folder the table sits in, else its own folder."""
+    for parent in csv_path.resolve().parents:
+        if parent.name == 'labeled-data':
+            return parent.parent
+    return csv_path.parent
 
 
 def _place_image(src: Path, dst: Path, link: bool) -> None:
@@ -363,10 +384,12 @@ def _place_image(src: Path, dst: Path, link: bool) -> None:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('csv_file', help='CollectedData*.csv label table')
+    parser.add_argument('csv_files', nargs='+',
+                        help='CollectedData*.csv label tables (one per video in DeepLabCut)')
     parser.add_argument('--out-dir', required=True, help='output folder')
-    parser.add_argument('--project-dir', help="folder the table's image paths are relative to "
-                        "(default: the csv file's folder)")
+    parser.add_argument('--project-dir', help="folder the tables' image paths are relative to "
+                        "(default: the folder above a table's labeled-data folder, else the "
+                        "table's folder)")
     parser.add_argument('--views', nargs='+', default=[], metavar='SUFFIX',
                         help='body-part suffixes, one instance per view (e.g. _top _bot)')
     parser.add_argument('--drop', nargs='+', default=[], metavar='PART',
@@ -380,17 +403,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="box padding per side, times the keypoints' box's longer side")
     parser.add_argument('--box-pad-px', type=float, default=4., help='least box padding (px)')
     parser.add_argument('--class-name', default='animal')
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument('--link-images', action='store_true', help='symlink images into OUT')
-    group.add_argument('--copy-images', action='store_true', help='copy images into OUT')
+    parser.add_argument('--copy-images', action='store_true',
+                        help='copy the images into OUT (default: symlinks)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    result = dlc_to_yolo(args.csv_file, args.out_dir, args.project_dir, args.views, args.drop,
+    result = dlc_to_yolo(args.csv_files, args.out_dir, args.project_dir, args.views, args.drop,
                          args.swap, args.sigma, args.val_every, args.box_pad, args.box_pad_px,
-                         args.class_name, args.link_images, args.copy_images)
+                         args.class_name, args.copy_images)
     splits = ', '.join(f'{split}: {n} images, {result["num_instances"][split]} instances'
                        for split, n in result['num_images'].items())
     print(f'{len(result["keypoint_names"])} keypoints ({", ".join(result["keypoint_names"])}); '
