@@ -136,9 +136,7 @@ VARIANTS: Dict[str, Callable] = {
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
     # the OKS loss with Ultralytics' 1/K sigmas for every keypoint; evaluation keeps the
     # metainfo's (a dataset with small sigmas makes 1 - OKS flat a few pixels off)
-    'sigma_1k': lambda cfg: _set_head(cfg, kpt_sigmas=[1. / cfg.model.head.head_module
-                                                       .num_keypoints]
-                                      * cfg.model.head.head_module.num_keypoints),
+    'sigma_1k': lambda cfg: _set_head(cfg, kpt_sigmas='uniform'),
     # evaluation images shrunk by pixel-area averaging (YOLOv7's test.py) or bilinear
     'area_eval': lambda cfg: _val_shrink(cfg, 'area'),
     'linear_eval': lambda cfg: _val_shrink(cfg, 'linear'),

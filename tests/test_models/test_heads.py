@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -386,6 +387,13 @@ class TestLoss:
         assert torch.allclose(head.kpt_branch.kpt_sigmas, torch.full((4, ), 0.25))
         with pytest.raises(ValueError, match='kpt_sigmas has 3 entries but the head predicts 4'):
             _head(kpt_sigmas=[0.1, 0.1, 0.1])
+        # 'uniform': the loss's own width, 1/K, without the warning
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            head = _head(kpt_sigmas='uniform')
+        assert torch.allclose(head.kpt_branch.kpt_sigmas, torch.full((4, ), 0.25))
+        with pytest.raises(ValueError, match="a metainfo dict or 'uniform', got 'wide'"):
+            _head(kpt_sigmas='wide')
 
     def test_missing_keypoints_raise(self):
         head = _head()

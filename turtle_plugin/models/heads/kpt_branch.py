@@ -45,13 +45,15 @@ class KptBranch(nn.Module):
             ``(pred, target, visible, areas, weight=)``, e.g. ``KptScaledL1Loss``, whose
             gradient does not vanish far from the target as ``1 - OKS``'s does. ``None`` (the
             original YOLO-Pose): no such term.
-        kpt_sigmas (Sequence[float] | dict, optional): per-keypoint OKS sigmas, or the dataset's
-            metainfo (``dict(from_file='configs/_base_/datasets/turtle.py')``, or
+        kpt_sigmas (Sequence[float] | dict | str, optional): per-keypoint sigmas of the OKS
+            loss: a list, or the dataset's metainfo
+            (``dict(from_file='configs/_base_/datasets/turtle.py')``, or
             ``dict(from_file=<data yaml>)`` for a dataset without a metainfo file) to take its
             ``sigmas`` from, as the datasets read it
-            (:func:`~turtle_plugin.datasets.load_pose_metainfo`). ``None`` uses ``1 / K`` for
-            every keypoint (Ultralytics' fallback, that of a metainfo derived from a data yaml)
-            and warns.
+            (:func:`~turtle_plugin.datasets.load_pose_metainfo`), or ``'uniform'``: ``1 / K``
+            for every keypoint (the width Ultralytics' pose loss uses for any skeleton), which
+            keeps the loss's gradient where small evaluation sigmas would flatten it; the
+            metric keeps the metainfo's sigmas either way. ``None`` uses ``1 / K`` and warns.
     """
 
     def __init__(self,
@@ -61,7 +63,7 @@ class KptBranch(nn.Module):
                  loss_kpt: dict,
                  loss_kpt_vis: dict,
                  loss_kpt_aux: Optional[dict] = None,
-                 kpt_sigmas: Optional[Union[Sequence[float], dict]] = None):
+                 kpt_sigmas: Optional[Union[Sequence[float], dict, str]] = None):
         super().__init__()
         if num_keypoints < 1:
             raise ValueError(f'KptBranch needs num_keypoints >= 1, got {num_keypoints}')
@@ -74,8 +76,13 @@ class KptBranch(nn.Module):
         # config is the source of truth: sigmas are not saved in checkpoints
         self.register_buffer('kpt_sigmas', self._check_sigmas(kpt_sigmas), persistent=False)
 
-    def _check_sigmas(self, kpt_sigmas: Optional[Union[Sequence[float], dict]]) -> Tensor:
+    def _check_sigmas(self, kpt_sigmas: Optional[Union[Sequence[float], dict, str]]) -> Tensor:
         num_keypoints = self.num_keypoints
+        if isinstance(kpt_sigmas, str):
+            if kpt_sigmas != 'uniform':
+                raise ValueError(f"kpt_sigmas must be a list, a metainfo dict or 'uniform', "
+                                 f'got {kpt_sigmas!r}')
+            kpt_sigmas = default_pose_metainfo(num_keypoints)['sigmas']
         if isinstance(kpt_sigmas, dict):
             # a dataset metainfo (``dict(from_file=...)`` or a full dataset_info): its sigmas
             source = kpt_sigmas.get('from_file', 'the metainfo dict')

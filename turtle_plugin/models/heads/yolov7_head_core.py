@@ -73,8 +73,8 @@ class YOLOv7HeadCore(BaseModule):
         loss_kpt (dict): keypoint loss of the keypoint branch (:class:`KptBranch`).
         loss_kpt_vis (dict): keypoint visibility loss of the keypoint branch.
         loss_kpt_aux (dict, optional): auxiliary keypoint loss of the keypoint branch.
-        kpt_sigmas (Sequence[float] | dict, optional): OKS sigmas of the keypoint branch, or a
-            metainfo to take them from.
+        kpt_sigmas (Sequence[float] | dict | str, optional): sigmas of the keypoint branch's
+            OKS loss, a metainfo to take them from, or ``'uniform'`` (``1 / K``).
         obj_level_weights (Sequence[float]): objectness weight of each level (YOLOv7's
             ``balance``).
         label_smoothing (float): class targets become ``1 - eps/2`` and ``eps/2``.
@@ -108,7 +108,7 @@ class YOLOv7HeadCore(BaseModule):
                  loss_kpt: dict = dict(type='YOLOPoseOKSLoss', loss_weight=0.1),
                  loss_kpt_vis: dict = dict(type='YOLOBCEWithLogitsLoss', loss_weight=0.3),
                  loss_kpt_aux: Optional[dict] = None,
-                 kpt_sigmas: Optional[Union[Sequence[float], dict]] = None,
+                 kpt_sigmas: Optional[Union[Sequence[float], dict, str]] = None,
                  obj_level_weights: Sequence[float] = (4.0, 1.0, 0.4),
                  label_smoothing: float = 0.0,
                  obj_iou_ratio: float = 1.0,
