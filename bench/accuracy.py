@@ -132,6 +132,10 @@ VARIANTS: Dict[str, Callable] = {
     # the mosaic closed for the last half of the epochs instead of the config's last few
     'close50': lambda cfg: cfg.default_hooks.close_mosaic.update(
         num_last_epochs=max(1, cfg.train_cfg.max_epochs // 2)),
+    # the OKS loss's sigmas from 1/K at epoch 0 to the metainfo's at half the epochs
+    'sigma_warmup': lambda cfg: cfg.custom_hooks.append(dict(
+        type='KptSigmaWarmupHook', start='uniform',
+        warmup_epochs=max(1, cfg.train_cfg.max_epochs // 2))),
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
     # the OKS loss with Ultralytics' 1/K sigmas for every keypoint; evaluation keeps the

@@ -372,7 +372,7 @@ ours = a.ours_config('ours', args, 3, gt)
 p5 = a.ours_config('ours+p5', args, 3, gt)
 orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
 peer = a.yoloxpose_config(args, 3, gt)
-study = a.ours_config('ours+dw_kpt+sigma_1k+close50', args, 3, gt)
+study = a.ours_config('ours+dw_kpt+sigma_1k+close50+sigma_warmup', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -387,7 +387,9 @@ out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_data
 out['close'] = [c.default_hooks.close_mosaic.num_last_epochs for c in (ours, study)]
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study)],
-                    same=recipe(study) == recipe(ours))
+                    same=recipe(study) == recipe(ours),
+                    warmup=[[h for h in c.custom_hooks if h['type'] == 'KptSigmaWarmupHook']
+                            for c in (ours, study)])
 out['peer'] = dict(
     k=peer.model.head.num_keypoints, init='init_cfg' in peer.model.backbone,
     sizes=peer.model.data_preprocessor.batch_augments[0].random_size_range,
@@ -424,7 +426,8 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     # the evaluator keeps the metainfo's; nothing else changes
     assert out['study'] == dict(
         kpt_head=['conv', 'dw'], same=True,
-        sigmas=[dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py')), 'uniform'])
+        sigmas=[dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py')), 'uniform'],
+        warmup=[[], [dict(type='KptSigmaWarmupHook', start='uniform', warmup_epochs=15)]])
     assert out['peer'] == dict(
         k=12, init=False, sizes=[192, 384], codec=[256, 256],  # (320, 640) x 256/416
         sched=[['QuadraticWarmupLR', 0, 1], ['CosineAnnealingLR', 1, 28],

@@ -2,6 +2,7 @@ from .autoanchor_hook import AutoAnchorHook
 from .close_mosaic_hook import CloseMosaicHook
 from .deferred_runtime_info_hook import DeferredRuntimeInfoHook
 from .epoch_seed_hook import EpochSeedHook, epoch_seed
+from .kpt_sigma_warmup_hook import KptSigmaWarmupHook
 from .kpt_visualization_hook import KptVisualizationHook
 from .progress_bar_hook import ProgressBarHook
 from .speed_hooks import ChannelsLastHook, CompileModelHook
@@ -9,6 +10,6 @@ from .yolov7_param_scheduler_hook import YOLOv7ParamSchedulerHook
 
 __all__ = [
     'AutoAnchorHook', 'ChannelsLastHook', 'CloseMosaicHook', 'CompileModelHook',
-    'DeferredRuntimeInfoHook', 'EpochSeedHook', 'KptVisualizationHook', 'ProgressBarHook',
-    'YOLOv7ParamSchedulerHook', 'epoch_seed'
+    'DeferredRuntimeInfoHook', 'EpochSeedHook', 'KptSigmaWarmupHook', 'KptVisualizationHook',
+    'ProgressBarHook', 'YOLOv7ParamSchedulerHook', 'epoch_seed'
 ]
