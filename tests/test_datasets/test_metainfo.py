@@ -78,3 +78,15 @@ def test_one_derived_metainfo_for_dataset_head_and_api(tmp_path):
     np.testing.assert_array_equal(implicit['sigmas'], explicit['sigmas'])
     np.testing.assert_array_equal(implicit['sigmas'], api['sigmas'])
     np.testing.assert_array_equal(branch.kpt_sigmas.numpy(), np.float32(implicit['sigmas']))
+
+
+def test_default_metainfo_with_names_and_sigma():
+    """A converter names the keypoints and sets their sigma; swaps follow the flip indices."""
+    from turtle_plugin.datasets import default_pose_metainfo
+    meta = parse_pose_metainfo(default_pose_metainfo(3, [2, 1, 0], names=['l', 'mid', 'r'],
+                                                     sigma=0.05))
+    assert meta['keypoint_id2name'] == {0: 'l', 1: 'mid', 2: 'r'}
+    assert meta['flip_indices'] == [2, 1, 0]
+    np.testing.assert_allclose(meta['sigmas'], [0.05] * 3)
+    with pytest.raises(ValueError, match='2 keypoint names for 3 keypoints'):
+        default_pose_metainfo(3, names=['a', 'b'])

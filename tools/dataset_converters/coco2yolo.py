@@ -14,8 +14,6 @@ wrong length are an error naming the annotation.
 import argparse
 import json
 import logging
-import os
-import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
@@ -25,7 +23,7 @@ import yaml
 from mmengine.logging import print_log
 
 from turtle_plugin.datasets import YOLOLabelError, coco_annotations_to_yolo_rows
-from turtle_plugin.datasets.yolo_format import label_path_for
+from turtle_plugin.datasets.yolo_format import label_path_for, place_image
 from turtle_plugin.datasets.coco_conversion import choose_kpt_dim, format_label_rows
 
 __all__ = ['coco_to_yolo', 'parse_args', 'main']
@@ -112,13 +110,7 @@ def coco_to_yolo(coco_json: Union[str, Dict],
 def _place_image(src: Path, dst: Path, link: bool) -> None:
     if not src.is_file():
         raise YOLOLabelError(f'image {src} listed in the json does not exist')
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
-    if link:
-        os.symlink(os.path.abspath(src), dst)
-    else:
-        shutil.copy2(src, dst)
+    place_image(src, dst, link)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -29,8 +29,6 @@ error naming the csv file and line.
 import argparse
 import csv
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -40,7 +38,8 @@ from mmengine.logging import print_log
 
 from turtle_plugin.datasets import YOLOLabelError
 from turtle_plugin.datasets.coco_conversion import choose_kpt_dim, format_label_rows
-from turtle_plugin.datasets.yolo_format import read_image_size
+from turtle_plugin.datasets.metainfo import default_pose_metainfo
+from turtle_plugin.datasets.yolo_format import place_image, read_image_size
 
 __all__ = ['read_dlc_table', 'DLCTable', 'dlc_to_yolo', 'instance_rows', 'parse_args', 'main']
 
@@ -257,17 +256,10 @@ def _flip_idx(names: Sequence[str], swaps: Sequence[str]) -> List[int]:
     return flip
 
 
-def metainfo_text(names: Sequence[str], flip: Sequence[int], sigmas: Sequence[float],
+def metainfo_text(names: Sequence[str], flip: Sequence[int], sigma: Optional[float],
                   dataset_name: str, source: str) -> str:
     """An MMPose metainfo file (``dataset_info = dict(...)``) for the converted keypoints."""
-    keypoint_info = {
-        i: dict(name=name, id=i, color=[255, 128, 0], type='',
-                swap='' if flip[i] == i else names[flip[i]])
-        for i, name in enumerate(names)
-    }
-    info = dict(dataset_name=dataset_name, paper_info=dict(), keypoint_info=keypoint_info,
-                skeleton_info={}, joint_weights=[1.] * len(names),
-                sigmas=[float(s) for s in sigmas])
+    info = default_pose_metainfo(len(names), flip, dataset_name, names=names, sigma=sigma)
     return f'# Written by tools/dataset_converters/dlc2yolo.py from {source}\n' \
            f'dataset_info = {info!r}\n'
 
@@ -349,7 +341,7 @@ def dlc_to_yolo(csv_files: Union[str, Sequence[str]], out_dir: str,
             label = out / split / 'labels' / Path(stem).with_suffix('.txt')
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text(format_label_rows(rows, kpt_dim))
-            _place_image(img_path, out / split / 'images' / stem, link=not copy_images)
+            place_image(img_path, out / split / 'images' / stem, link=not copy_images)
         result['num_images'][split] = len(items)
         result['num_instances'][split] = sum(len(rows) for _, _, rows in items)
     data = dict(path=str(out.resolve()), **{s: f'{s}/images' for s in result['num_images']},
@@ -359,8 +351,7 @@ def dlc_to_yolo(csv_files: Union[str, Sequence[str]], out_dir: str,
     result['data_yaml'].write_text(yaml.safe_dump(data, sort_keys=False))
     result['metainfo'] = out / 'metainfo.py'
     result['metainfo'].write_text(metainfo_text(
-        names, flip, [sigma if sigma is not None else 1. / len(names)] * len(names),
-        out.resolve().name or 'dlc', ', '.join(str(f) for f in csv_files)))
+        names, flip, sigma, out.resolve().name or 'dlc', ', '.join(str(f) for f in csv_files)))
     return result
 
 
@@ -370,16 +361,6 @@ def _project_of(csv_path: Path) -> Path:
         if parent.name == 'labeled-data':
             return parent.parent
     return csv_path.parent
-
-
-def _place_image(src: Path, dst: Path, link: bool) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
-    if link:
-        os.symlink(os.path.abspath(src), dst)
-    else:
-        shutil.copy2(src, dst)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

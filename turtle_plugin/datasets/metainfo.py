@@ -22,17 +22,22 @@ __all__ = ['default_pose_metainfo', 'data_yaml_metainfo', 'load_pose_metainfo', 
 
 
 def default_pose_metainfo(num_keypoints: int, flip_indices: Optional[Sequence[int]] = None,
-                          dataset_name: str = 'yolo_kpt') -> Dict:
-    """MMPose ``dataset_info`` for unnamed keypoints ``kpt_0 .. kpt_{K-1}``.
+                          dataset_name: str = 'yolo_kpt',
+                          names: Optional[Sequence[str]] = None,
+                          sigma: Optional[float] = None) -> Dict:
+    """MMPose ``dataset_info`` for keypoints without a metainfo file.
 
-    Sigmas are ``1 / K`` for every keypoint, the value Ultralytics' pose metric uses for
-    non-COCO skeletons; no skeleton links.
+    Keypoints are ``kpt_0 .. kpt_{K-1}`` unless named; sigmas are ``1 / K`` for every keypoint
+    (the value Ultralytics' pose metric uses for non-COCO skeletons) unless given; no skeleton
+    links.
 
     Args:
         num_keypoints (int): K.
         flip_indices (Sequence[int], optional): mirror partner of each keypoint (identity when
             omitted).
         dataset_name (str): name recorded in the metainfo.
+        names (Sequence[str], optional): the K keypoint names.
+        sigma (float, optional): OKS sigma of every keypoint.
 
     Returns:
         dict: a ``dataset_info`` dict accepted by ``parse_pose_metainfo``.
@@ -41,14 +46,17 @@ def default_pose_metainfo(num_keypoints: int, flip_indices: Optional[Sequence[in
         raise ValueError(f'num_keypoints must be at least 1, got {num_keypoints}')
     flip = list(range(num_keypoints)) if flip_indices is None else \
         check_flip_indices(flip_indices, num_keypoints, 'flip_idx')
-    names = [f'kpt_{i}' for i in range(num_keypoints)]
+    names = [f'kpt_{i}' for i in range(num_keypoints)] if names is None else list(names)
+    if len(names) != num_keypoints:
+        raise ValueError(f'{len(names)} keypoint names for {num_keypoints} keypoints')
     keypoint_info = {
         i: dict(name=names[i], id=i, color=[255, 128, 0], type='',
                 swap='' if flip[i] == i else names[flip[i]])
         for i in range(num_keypoints)
     }
+    sigma = 1. / num_keypoints if sigma is None else float(sigma)
     return dict(dataset_name=dataset_name, keypoint_info=keypoint_info, skeleton_info={},
-                joint_weights=[1.] * num_keypoints, sigmas=[1. / num_keypoints] * num_keypoints)
+                joint_weights=[1.] * num_keypoints, sigmas=[sigma] * num_keypoints)
 
 
 def data_yaml_metainfo(data: DataYaml, dataset_name: str = 'yolo_kpt') -> Dict:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -22,8 +23,8 @@ from PIL import Image
 
 __all__ = [
     'IMG_EXTENSIONS', 'YOLOLabelError', 'UnreadableImageError', 'DataYaml', 'read_data_yaml',
-    'list_images', 'label_path_for', 'read_image_size', 'parse_label_file', 'LabelSpec',
-    'scan_labels', 'default_cache_file', 'split_sources'
+    'list_images', 'label_path_for', 'place_image', 'read_image_size', 'parse_label_file',
+    'LabelSpec', 'scan_labels', 'default_cache_file', 'split_sources'
 ]
 
 IMG_EXTENSIONS = ('.bmp', '.dng', '.jpeg', '.jpg', '.mpo', '.png', '.tif', '.tiff', '.webp')
@@ -175,6 +176,18 @@ def label_path_for(img_path: Path, img_root: Optional[Path] = None,
             parts[i] = 'labels'
             break
     return Path(*parts).with_suffix('.txt')
+
+
+def place_image(src: Path, dst: Path, link: bool) -> None:
+    """Put an image into a converted dataset: ``dst`` becomes a symlink to ``src`` (absolute)
+    or a copy of it, replacing what was there."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    if link:
+        os.symlink(os.path.abspath(src), dst)
+    else:
+        shutil.copy2(src, dst)
 
 
 def read_image_size(path: Union[str, Path]) -> Tuple[int, int]:
