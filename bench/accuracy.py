@@ -110,8 +110,7 @@ def _p5(cfg) -> None:
     if tuple(p5.img_scale) != tuple(cfg.img_scale):
         raise SystemExit(f'the p5 recipe is written for {tuple(p5.img_scale)}, the config '
                          f'trains at {tuple(cfg.img_scale)}')
-    _set_head(cfg, assigner=p5.model.head.assigner, loss_kpt_aux=None,
-              kpt_sigmas=cfg.train_dataloader.dataset.metainfo)
+    _set_head(cfg, assigner=p5.model.head.assigner, loss_kpt_aux=None)
     cfg.train_dataloader.dataset.pipeline = p5.train_dataloader.dataset.pipeline
     cfg.default_hooks.close_mosaic.new_train_pipeline = p5.train_pipeline_stage2
     for loader in ('val_dataloader', 'test_dataloader'):
@@ -139,11 +138,9 @@ VARIANTS: Dict[str, Callable] = {
         warmup_epochs=max(1, cfg.train_cfg.max_epochs // 2))),
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
-    # the OKS loss with Ultralytics' 1/K sigmas for every keypoint (the configs' default since
-    # this study); evaluation keeps the metainfo's (small sigmas make 1 - OKS flat a few
-    # pixels off) -- or with the metainfo's, the default before
+    # the OKS loss with Ultralytics' 1/K sigmas for every keypoint; evaluation keeps the
+    # metainfo's (a dataset with small sigmas makes 1 - OKS flat a few pixels off)
     'sigma_1k': lambda cfg: _set_head(cfg, kpt_sigmas='uniform'),
-    'sigma_meta': lambda cfg: _set_head(cfg, kpt_sigmas=cfg.train_dataloader.dataset.metainfo),
     # evaluation images shrunk by pixel-area averaging (YOLOv7's test.py) or bilinear
     'area_eval': lambda cfg: _val_shrink(cfg, 'area'),
     'linear_eval': lambda cfg: _val_shrink(cfg, 'linear'),
@@ -217,8 +214,7 @@ def ours_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
     meta = _metainfo(args)
     num_keypoints = len(parse_pose_metainfo(dict(meta))['sigmas'])
     cfg.model.head.head_module.num_keypoints = num_keypoints
-    if isinstance(cfg.model.head.get('kpt_sigmas'), dict):  # a config training with its
-        cfg.model.head.kpt_sigmas = meta  # metainfo's sigmas trains with the bench's
+    cfg.model.head.kpt_sigmas = meta
     for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
                           ('test_dataloader', 'val')):
         _set_dataset(cfg[loader].dataset, dataset_source(args, split), meta)

@@ -19,7 +19,7 @@ close_mosaic_epochs = 10
 val_interval = 10
 # ------------------------------------------------------------------------------------
 
-model = dict(head=dict(head_module=dict(num_keypoints=num_keypoints)))
+model = dict(head=dict(head_module=dict(num_keypoints=num_keypoints), kpt_sigmas=metainfo))
 
 train_dataloader = dict(
     batch_size=batch_size,

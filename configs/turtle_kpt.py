@@ -21,11 +21,6 @@ metainfo = dict(from_file='configs/_base_/datasets/turtle.py')  # names, flips, 
 num_classes = 1
 num_keypoints = 6
 kpt_dim = 2  # 2: x, y per keypoint (the turtle labels); 3: x, y, visibility logit
-# sigmas of the OKS keypoint loss: 'uniform' is 1/K for every keypoint (Ultralytics' loss
-# width), `metainfo` trains with the evaluation's. Small evaluation sigmas make 1 - OKS flat a
-# few pixels off: on mirror-mouse (sigmas 0.05) 'uniform' gave 2.5x the OKS AP and 22 % less
-# error (BENCHMARKS.md, Accuracy). The metric always uses the metainfo's sigmas.
-loss_kpt_sigmas = 'uniform'
 img_scale = (256, 256)  # (w, h)
 batch_size = 8  # per GPU
 num_workers = 4  # 'auto': usable CPUs - 1, at most 8 and batch_size (tools/train.py)
@@ -70,7 +65,7 @@ model = dict(
         # 1 - OKS has no gradient for keypoints far from their target (where every keypoint
         # starts); this L1 term, (|dx| + |dy|) / sqrt(box area), pulls them in at any distance
         loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.1),
-        kpt_sigmas=loss_kpt_sigmas,
+        kpt_sigmas=metainfo,
         obj_level_weights=[4.0, 1.0, 0.4]),
     # YOLOv7's test.py settings for mAP: keep low-score boxes, NMS IoU 0.65
     test_cfg=dict(score_thr=0.001, nms=dict(iou_threshold=0.65), max_per_img=300))

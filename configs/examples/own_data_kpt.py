@@ -12,8 +12,7 @@ _base_ = '../turtle_kpt.py'
 # ----------------------------------------------------------------- frequently modified
 data_root = 'data/tiger_sample/'  # the folder of the data yaml
 data_yaml = 'tiger.yaml'  # train/val image folders, names, kpt_shape, flip_idx
-# keypoint names, left/right swaps, skeleton and the evaluation's OKS sigmas (the loss uses 1/K
-# each, turtle_kpt.py's loss_kpt_sigmas): a metainfo file (like
+# keypoint names, left/right swaps, skeleton and OKS sigmas: a metainfo file (like
 # configs/_base_/datasets/turtle.py), or the data yaml itself, which gives keypoints
 # kpt_0 .. kpt_{K-1} swapped as its flip_idx says, sigmas 1/K and no skeleton (and warns)
 metainfo = dict(from_file=data_root + data_yaml)
@@ -21,7 +20,7 @@ num_keypoints = 12
 # ------------------------------------------------------------------------------------
 
 # turtle_kpt.py's dicts were computed from its own values: restate where these are used
-model = dict(head=dict(head_module=dict(num_keypoints=num_keypoints)))
+model = dict(head=dict(head_module=dict(num_keypoints=num_keypoints), kpt_sigmas=metainfo))
 train_dataloader = dict(dataset=dict(data_root=data_root, data_yaml=data_yaml, metainfo=metainfo))
 val_dataloader = dict(dataset=dict(data_root=data_root, data_yaml=data_yaml, metainfo=metainfo))
 test_dataloader = val_dataloader

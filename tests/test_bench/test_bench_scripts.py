@@ -372,7 +372,7 @@ ours = a.ours_config('ours', args, 3, gt)
 p5 = a.ours_config('ours+p5', args, 3, gt)
 orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
 peer = a.yoloxpose_config(args, 3, gt)
-study = a.ours_config('ours+dw_kpt+sigma_meta+close50+sigma_warmup', args, 3, gt)
+study = a.ours_config('ours+dw_kpt+sigma_1k+close50+sigma_warmup', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -386,7 +386,7 @@ out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_data
                  for c in (ours, p5, peer)]
 out['close'] = [c.default_hooks.close_mosaic.num_last_epochs for c in (ours, study)]
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
-                    sigmas=[c.model.head.kpt_sigmas for c in (ours, study, p5)],
+                    sigmas=[c.model.head.kpt_sigmas for c in (ours, study)],
                     same=recipe(study) == recipe(ours),
                     warmup=[[h for h in c.custom_hooks if h['type'] == 'KptSigmaWarmupHook']
                             for c in (ours, study)])
@@ -422,12 +422,11 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
     # tiger_kpt_tiny closes mosaic for 10 of 100 epochs: 3 of 30; close50 for half of them
     assert out['close'] == [3, 15]
-    # the study's head variants: YOLO-Pose's depthwise keypoint branch, the loss's sigmas from
-    # the metainfo (the default and the evaluator: 1/K), a sigma warm-up; nothing else changes;
-    # the seed recipe trains with the metainfo's sigmas
-    tiger_meta = dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py'))
+    # the study's head variants: YOLO-Pose's depthwise keypoint branch, loss sigmas 1/K while
+    # the evaluator keeps the metainfo's; nothing else changes
     assert out['study'] == dict(
-        kpt_head=['conv', 'dw'], same=True, sigmas=['uniform', tiger_meta, tiger_meta],
+        kpt_head=['conv', 'dw'], same=True,
+        sigmas=[dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py')), 'uniform'],
         warmup=[[], [dict(type='KptSigmaWarmupHook', start='uniform', warmup_epochs=15)]])
     assert out['peer'] == dict(
         k=12, init=False, sizes=[192, 384], codec=[256, 256],  # (320, 640) x 256/416

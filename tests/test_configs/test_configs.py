@@ -157,11 +157,6 @@ def test_training_reduces_the_loss_on_a_fixed_tiger_batch():
         assert last < 0.9 * first, (key, first, last)
 
 
-def _loss_sigmas(cfg) -> str:
-    sigmas = cfg.model.head.kpt_sigmas
-    return sigmas if isinstance(sigmas, str) else 'metainfo' if sigmas == cfg.metainfo else 'other'
-
-
 def _recipe(cfg):
     """The pieces in which the keypoint recipes differ."""
     pipe = cfg.train_dataloader.dataset.pipeline
@@ -174,7 +169,6 @@ def _recipe(cfg):
                   if s['type'] == 'KptLetterResize')
     return dict(assigner=cfg.model.head.assigner['type'],
                 aux=(cfg.model.head.get('loss_kpt_aux') or {}).get('type'),
-                loss_sigmas=_loss_sigmas(cfg),
                 affine=(affine['translate'], affine['scale']),
                 affine2=(affine2['translate'], affine2['scale']), mixup=mix,
                 mosaic9=choice, eval_shrink=resize.get('shrink_interpolation', 'linear'))
@@ -184,11 +178,10 @@ def _recipe(cfg):
                                   'tiger_kpt_tiny.py', 'tiger_kpt_tiny_full.py',
                                   'examples/own_data_kpt.py'])
 def test_keypoint_configs_train_the_default_recipe(name):
-    """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking + 1/K
-    loss sigmas."""
+    """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking."""
     assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
         assigner='YOLOv5Assigner', aux='KptScaledL1Loss', affine=(0.1, 0.5), affine2=(0.1, 0.5),
-        mixup=[], mosaic9=[], eval_shrink='area', loss_sigmas='uniform')
+        mixup=[], mosaic9=[], eval_shrink='area')
 
 
 def test_p5_config_is_the_seed_recipe():
@@ -197,7 +190,7 @@ def test_p5_config_is_the_seed_recipe():
     p5 = Config.fromfile(CONFIGS / 'turtle_kpt_p5.py')
     assert _recipe(p5) == dict(
         assigner='YOLOv7OTAAssigner', aux=None, affine=(0.2, 0.9), affine2=(0.2, 0.9),
-        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear', loss_sigmas='metainfo')
+        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear')
     default = Config.fromfile(CONFIGS / 'turtle_kpt.py')
     for key in ('optim_wrapper', 'train_cfg', 'custom_hooks', 'val_evaluator'):
         assert p5[key] == default[key], key
@@ -205,9 +198,8 @@ def test_p5_config_is_the_seed_recipe():
     for cfg in (p5, default):
         cfg.default_hooks.close_mosaic.pop('new_train_pipeline')
     assert p5.default_hooks == default.default_hooks
-    recipe = ('assigner', 'loss_kpt_aux', 'kpt_sigmas')
-    assert {k: v for k, v in p5.model.head.items() if k not in recipe} \
-        == {k: v for k, v in default.model.head.items() if k not in recipe}
+    assert {k: v for k, v in p5.model.head.items() if k not in ('assigner', 'loss_kpt_aux')} \
+        == {k: v for k, v in default.model.head.items() if k not in ('assigner', 'loss_kpt_aux')}
 
 
 # ----------------------------------------------------------------------------- your own data

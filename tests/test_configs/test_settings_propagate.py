@@ -37,7 +37,6 @@ NEW_VALUES = {
     'num_classes': (7, False),
     'num_keypoints': (9, False),
     'kpt_dim': (3, False),
-    'loss_kpt_sigmas': ([0.0123], False),
     'img_scale': ((320, 192), True),
     'batch_size': (13, False),
     'num_workers': (3, False),
@@ -205,21 +204,11 @@ def _check_data_yaml(cfg, value):
         assert loader.dataset.data_yaml == value
 
 
-def _seed_recipe(cfg) -> bool:
-    """turtle_kpt_p5.py trains with the metainfo's sigmas, as the seed did."""
-    return Path(cfg.filename).name == 'turtle_kpt_p5.py'
-
-
 def _check_metainfo(cfg, value):
     for loader in _loaders(cfg):
         assert _same(loader.dataset.metainfo, value)
-    if 'head' in cfg.model:  # keypoint models: the loss's sigmas are their own setting
-        expected = value if _seed_recipe(cfg) else cfg.loss_kpt_sigmas
-        assert _same(_head(cfg).kpt_sigmas, expected)
-
-
-def _check_loss_kpt_sigmas(cfg, value):
-    assert _same(_head(cfg).kpt_sigmas, cfg.metainfo if _seed_recipe(cfg) else value)
+    if 'head' in cfg.model:  # keypoint models: the OKS sigmas come from it
+        assert _same(_head(cfg).kpt_sigmas, value)
 
 
 def _check_head_module(key):
@@ -274,7 +263,6 @@ CHECKS = {
     'num_classes': _check_head_module('num_classes'),
     'num_keypoints': _check_head_module('num_keypoints'),
     'kpt_dim': _check_head_module('kpt_dim'),
-    'loss_kpt_sigmas': _check_loss_kpt_sigmas,
     'img_scale': _check_img_scale,
     'batch_size': _check_batch_size,
     'num_workers': _check_num_workers,
@@ -294,8 +282,7 @@ def test_every_band_setting_is_checked():
     assert {name for _, name in CASES} == set(CHECKS) == set(NEW_VALUES)
     # the recipes hold the whole band; the variants inherit it
     assert set(_settings('turtle_kpt.py')) == set(CHECKS)
-    assert set(_settings('turtle_det.py')) == set(CHECKS) - {'num_keypoints', 'kpt_dim',
-                                                             'loss_kpt_sigmas'}
+    assert set(_settings('turtle_det.py')) == set(CHECKS) - {'num_keypoints', 'kpt_dim'}
 
 
 @pytest.mark.parametrize('config, name', CASES)
