@@ -111,6 +111,7 @@ def _p5(cfg) -> None:
         raise SystemExit(f'the p5 recipe is written for {tuple(p5.img_scale)}, the config '
                          f'trains at {tuple(cfg.img_scale)}')
     _set_head(cfg, assigner=p5.model.head.assigner, loss_kpt_aux=None)
+    _sigma_warmup(cfg, 0)
     cfg.train_dataloader.dataset.pipeline = p5.train_dataloader.dataset.pipeline
     cfg.default_hooks.close_mosaic.new_train_pipeline = p5.train_pipeline_stage2
     for loader in ('val_dataloader', 'test_dataloader'):
@@ -132,19 +133,24 @@ VARIANTS: Dict[str, Callable] = {
     # the mosaic closed for the last half of the epochs instead of the config's last few
     'close50': lambda cfg: cfg.default_hooks.close_mosaic.update(
         num_last_epochs=max(1, cfg.train_cfg.max_epochs // 2)),
-    # the OKS loss's sigmas from 1/K at epoch 0 to the metainfo's at half the epochs
-    'sigma_warmup': lambda cfg: cfg.custom_hooks.append(dict(
-        type='KptSigmaWarmupHook', start='uniform',
-        warmup_epochs=max(1, cfg.train_cfg.max_epochs // 2))),
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
-    # the OKS loss with Ultralytics' 1/K sigmas for every keypoint; evaluation keeps the
-    # metainfo's (a dataset with small sigmas makes 1 - OKS flat a few pixels off)
-    'sigma_1k': lambda cfg: _set_head(cfg, kpt_sigmas='uniform'),
+    # the OKS loss's sigmas (evaluation keeps the metainfo's; small sigmas make 1 - OKS flat a
+    # few pixels off): 1/K throughout (Ultralytics'), the metainfo's throughout (the default
+    # before the study), or warmed up from 1/K to the metainfo's over the first half (the
+    # configs' default since)
+    'sigma_1k': lambda cfg: (_set_head(cfg, kpt_sigmas='uniform'), _sigma_warmup(cfg, 0)),
+    'sigma_meta': lambda cfg: _sigma_warmup(cfg, 0),
+    'sigma_warmup': lambda cfg: _sigma_warmup(cfg, 0.5),
     # evaluation images shrunk by pixel-area averaging (YOLOv7's test.py) or bilinear
     'area_eval': lambda cfg: _val_shrink(cfg, 'area'),
     'linear_eval': lambda cfg: _val_shrink(cfg, 'linear'),
 }
+
+
+def _sigma_warmup(cfg, ratio: float) -> None:
+    cfg.default_hooks.kpt_sigma_warmup = dict(type='KptSigmaWarmupHook', start='uniform',
+                                              warmup_ratio=ratio)
 
 
 def _val_shrink(cfg, mode: str) -> None:

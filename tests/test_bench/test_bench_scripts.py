@@ -372,7 +372,8 @@ ours = a.ours_config('ours', args, 3, gt)
 p5 = a.ours_config('ours+p5', args, 3, gt)
 orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
 peer = a.yoloxpose_config(args, 3, gt)
-study = a.ours_config('ours+dw_kpt+sigma_1k+close50+sigma_warmup', args, 3, gt)
+study = a.ours_config('ours+dw_kpt+sigma_1k+close50', args, 3, gt)
+meta = a.ours_config('ours+sigma_meta', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -386,10 +387,10 @@ out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_data
                  for c in (ours, p5, peer)]
 out['close'] = [c.default_hooks.close_mosaic.num_last_epochs for c in (ours, study)]
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
-                    sigmas=[c.model.head.kpt_sigmas for c in (ours, study)],
+                    sigmas=[c.model.head.kpt_sigmas for c in (ours, study, meta, p5)],
                     same=recipe(study) == recipe(ours),
-                    warmup=[[h for h in c.custom_hooks if h['type'] == 'KptSigmaWarmupHook']
-                            for c in (ours, study)])
+                    warmup=[c.default_hooks.kpt_sigma_warmup.warmup_ratio
+                            for c in (ours, study, meta, p5)])
 out['peer'] = dict(
     k=peer.model.head.num_keypoints, init='init_cfg' in peer.model.backbone,
     sizes=peer.model.data_preprocessor.batch_augments[0].random_size_range,
@@ -422,12 +423,13 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
     # tiger_kpt_tiny closes mosaic for 10 of 100 epochs: 3 of 30; close50 for half of them
     assert out['close'] == [3, 15]
-    # the study's head variants: YOLO-Pose's depthwise keypoint branch, loss sigmas 1/K while
-    # the evaluator keeps the metainfo's; nothing else changes
+    # the study's variants: YOLO-Pose's depthwise keypoint branch; the OKS loss's sigmas --
+    # the default warms them up from 1/K to the metainfo's over half the epochs, sigma_1k keeps
+    # 1/K, sigma_meta (and the seed recipe) the metainfo's; nothing else changes
+    tiger_meta = dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py'))
     assert out['study'] == dict(
         kpt_head=['conv', 'dw'], same=True,
-        sigmas=[dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py')), 'uniform'],
-        warmup=[[], [dict(type='KptSigmaWarmupHook', start='uniform', warmup_epochs=15)]])
+        sigmas=[tiger_meta, 'uniform', tiger_meta, tiger_meta], warmup=[0.5, 0, 0, 0])
     assert out['peer'] == dict(
         k=12, init=False, sizes=[192, 384], codec=[256, 256],  # (320, 640) x 256/416
         sched=[['QuadraticWarmupLR', 0, 1], ['CosineAnnealingLR', 1, 28],

@@ -169,6 +169,7 @@ def _recipe(cfg):
                   if s['type'] == 'KptLetterResize')
     return dict(assigner=cfg.model.head.assigner['type'],
                 aux=(cfg.model.head.get('loss_kpt_aux') or {}).get('type'),
+                sigma_warmup=cfg.default_hooks.kpt_sigma_warmup.warmup_ratio,
                 affine=(affine['translate'], affine['scale']),
                 affine2=(affine2['translate'], affine2['scale']), mixup=mix,
                 mosaic9=choice, eval_shrink=resize.get('shrink_interpolation', 'linear'))
@@ -178,10 +179,11 @@ def _recipe(cfg):
                                   'tiger_kpt_tiny.py', 'tiger_kpt_tiny_full.py',
                                   'examples/own_data_kpt.py'])
 def test_keypoint_configs_train_the_default_recipe(name):
-    """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking."""
+    """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking + the
+    loss's sigmas warmed up over half the epochs."""
     assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
         assigner='YOLOv5Assigner', aux='KptScaledL1Loss', affine=(0.1, 0.5), affine2=(0.1, 0.5),
-        mixup=[], mosaic9=[], eval_shrink='area')
+        mixup=[], mosaic9=[], eval_shrink='area', sigma_warmup=0.5)
 
 
 def test_p5_config_is_the_seed_recipe():
@@ -190,13 +192,14 @@ def test_p5_config_is_the_seed_recipe():
     p5 = Config.fromfile(CONFIGS / 'turtle_kpt_p5.py')
     assert _recipe(p5) == dict(
         assigner='YOLOv7OTAAssigner', aux=None, affine=(0.2, 0.9), affine2=(0.2, 0.9),
-        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear')
+        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear', sigma_warmup=0)
     default = Config.fromfile(CONFIGS / 'turtle_kpt.py')
     for key in ('optim_wrapper', 'train_cfg', 'custom_hooks', 'val_evaluator'):
         assert p5[key] == default[key], key
     # every hook the same but for the stage-2 pipeline (compared by _recipe above)
     for cfg in (p5, default):
         cfg.default_hooks.close_mosaic.pop('new_train_pipeline')
+        cfg.default_hooks.kpt_sigma_warmup.pop('warmup_ratio')
     assert p5.default_hooks == default.default_hooks
     assert {k: v for k, v in p5.model.head.items() if k not in ('assigner', 'loss_kpt_aux')} \
         == {k: v for k, v in default.model.head.items() if k not in ('assigner', 'loss_kpt_aux')}

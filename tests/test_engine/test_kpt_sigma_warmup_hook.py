@@ -11,11 +11,11 @@ from turtle_plugin.registry import HOOKS
 CONFIGURED = [0.05, 0.05, 0.09, 0.09]  # K = 4: 'uniform' starts at 0.25
 
 
-def _runner(epoch=0):
+def _runner(epoch=0, max_epochs=8):
     branch = KptBranch(4, 2, 3, loss_kpt=dict(type='YOLOPoseOKSLoss'),
                        loss_kpt_vis=dict(type='YOLOBCEWithLogitsLoss'), kpt_sigmas=CONFIGURED)
     return SimpleNamespace(model=SimpleNamespace(head=SimpleNamespace(kpt_branch=branch)),
-                           epoch=epoch)
+                           epoch=epoch, max_epochs=max_epochs)
 
 
 def _sigmas(runner):
@@ -23,9 +23,10 @@ def _sigmas(runner):
 
 
 def test_linear_from_uniform_to_the_configured_sigmas():
-    hook = HOOKS.build(dict(type='KptSigmaWarmupHook', start='uniform', warmup_epochs=4))
-    runner = _runner()
+    hook = HOOKS.build(dict(type='KptSigmaWarmupHook', start='uniform', warmup_ratio=0.5))
+    runner = _runner(max_epochs=8)
     hook.before_train(runner)
+    assert hook.warmup_epochs == 4
     expected = {0: [0.25, 0.25, 0.25, 0.25],
                 1: [0.2, 0.2, 0.21, 0.21],      # 0.25 + (s - 0.25) / 4
                 2: [0.15, 0.15, 0.17, 0.17],
@@ -40,12 +41,12 @@ def test_linear_from_uniform_to_the_configured_sigmas():
 
 def test_resumed_run_gets_the_same_sigmas():
     """The sigmas are not in checkpoints: a resumed run recomputes them from the epoch."""
-    straight, runner = KptSigmaWarmupHook(start=0.1, warmup_epochs=10), _runner()
+    straight, runner = KptSigmaWarmupHook(start=0.1, warmup_ratio=0.1), _runner(max_epochs=100)
     straight.before_train(runner)
     for epoch in range(4):
         runner.epoch = epoch
         straight.before_train_epoch(runner)
-    resumed, fresh = KptSigmaWarmupHook(start=0.1, warmup_epochs=10), _runner(epoch=3)
+    resumed, fresh = KptSigmaWarmupHook(start=0.1, warmup_ratio=0.1), _runner(3, 100)
     resumed.before_train(fresh)
     resumed.before_train_epoch(fresh)
     assert _sigmas(fresh) == _sigmas(runner) == pytest.approx([0.085, 0.085, 0.097, 0.097])
@@ -54,16 +55,32 @@ def test_resumed_run_gets_the_same_sigmas():
 def test_bad_arguments_and_models_without_keypoints():
     with pytest.raises(ValueError, match="positive sigma or 'uniform'"):
         KptSigmaWarmupHook(start='wide')
-    with pytest.raises(ValueError, match='warmup_epochs must be >= 1'):
-        KptSigmaWarmupHook(warmup_epochs=0)
-    detector = SimpleNamespace(model=SimpleNamespace(head=SimpleNamespace(kpt_branch=None)))
+    with pytest.raises(ValueError, match=r'warmup_ratio must be in \[0, 1\]'):
+        KptSigmaWarmupHook(warmup_ratio=1.5)
+    detector = SimpleNamespace(model=SimpleNamespace(head=SimpleNamespace(kpt_branch=None)),
+                               max_epochs=8)
     with pytest.raises(ValueError, match='needs a model whose head has a keypoint branch'):
         KptSigmaWarmupHook().before_train(detector)
 
 
+def test_ratio_zero_is_off():
+    """warmup_ratio=0: the configured sigmas throughout, even on a model without keypoints."""
+    hook, runner = KptSigmaWarmupHook(warmup_ratio=0), _runner()
+    hook.before_train(runner)
+    for epoch in (0, 3):
+        runner.epoch = epoch
+        hook.before_train_epoch(runner)
+        assert _sigmas(runner) == pytest.approx(CONFIGURED)
+    hook.after_train(runner)
+    detector = SimpleNamespace(model=SimpleNamespace(head=SimpleNamespace(kpt_branch=None)),
+                               epoch=0, max_epochs=8)
+    for stage in (hook.before_train, hook.before_train_epoch, hook.after_train):
+        stage(detector)
+
+
 def test_sigmas_reach_the_loss():
     """The loss reads the buffer the hook writes: wider sigmas, higher OKS, lower loss."""
-    hook, runner = KptSigmaWarmupHook(warmup_epochs=2), _runner()
+    hook, runner = KptSigmaWarmupHook(warmup_ratio=0.25), _runner(max_epochs=8)
     hook.before_train(runner)
     branch = runner.model.head.kpt_branch
     pred = torch.zeros(1, 4, 2)

@@ -3,8 +3,9 @@
 ``1 - OKS`` is flat for keypoints many sigmas away from their target, where every keypoint
 starts; small sigmas (COCO-like 0.025-0.1) make it flat a few pixels off. The hook widens the
 loss's sigmas at the start of training and narrows them linearly to the head's configured
-``kpt_sigmas`` over ``warmup_epochs``, so the early gradient comes from a wide loss and the late
-one from the loss's configured shape. The metric's sigmas are not touched.
+``kpt_sigmas`` over the first ``warmup_ratio`` of the epochs, so the early gradient comes from a
+wide loss and the late one from the loss's configured shape (the metric's, by default). The
+metric's sigmas are not touched.
 """
 from typing import Union
 
@@ -21,24 +22,27 @@ __all__ = ['KptSigmaWarmupHook']
 class KptSigmaWarmupHook(Hook):
     """Linear warm-up of the keypoint loss's sigmas from ``start`` to the head's own.
 
-    Before training epoch ``e`` (0-based) the loss uses
-    ``start + (configured - start) * min(1, e / warmup_epochs)`` per keypoint, computed from the
-    epoch alone, so a resumed run continues exactly.
+    With ``W = max(1, round(warmup_ratio * max_epochs))``, training epoch ``e`` (0-based) uses
+    ``start + (configured - start) * min(1, e / W)`` per keypoint, computed from the epoch alone,
+    so a resumed run continues exactly.
 
     Args:
         start (float | str): sigma of every keypoint at epoch 0, or ``'uniform'`` for
             ``1 / K``.
-        warmup_epochs (int): epochs over which the sigmas reach the configured ones.
+        warmup_ratio (float): the part of the training epochs over which the sigmas reach the
+            configured ones, in ``[0, 1]``; 0 turns the warm-up off (a config's
+            ``default_hooks=dict(kpt_sigma_warmup=dict(warmup_ratio=0))``).
     """
     priority = 'NORMAL'
 
-    def __init__(self, start: Union[float, str] = 'uniform', warmup_epochs: int = 50):
+    def __init__(self, start: Union[float, str] = 'uniform', warmup_ratio: float = 0.5):
         if not (start == 'uniform' or (isinstance(start, (int, float)) and start > 0)):
             raise ValueError(f"start must be a positive sigma or 'uniform', got {start!r}")
-        if warmup_epochs < 1:
-            raise ValueError(f'warmup_epochs must be >= 1, got {warmup_epochs}')
+        if not 0 <= warmup_ratio <= 1:
+            raise ValueError(f'warmup_ratio must be in [0, 1], got {warmup_ratio}')
         self.start = start
-        self.warmup_epochs = warmup_epochs
+        self.warmup_ratio = warmup_ratio
+        self.warmup_epochs = None
         self._configured = None
 
     @staticmethod
@@ -58,12 +62,17 @@ class KptSigmaWarmupHook(Hook):
         return start + (end - start) * min(1., epoch / self.warmup_epochs)
 
     def before_train(self, runner) -> None:
+        if self.warmup_ratio == 0:
+            return
         self._configured = self._branch(runner).kpt_sigmas.detach().clone()
+        self.warmup_epochs = max(1, round(self.warmup_ratio * runner.max_epochs))
 
     def before_train_epoch(self, runner) -> None:
-        branch = self._branch(runner)
-        branch.kpt_sigmas.copy_(self.sigmas_at(runner.epoch).to(branch.kpt_sigmas))
+        if self._configured is not None:
+            branch = self._branch(runner)
+            branch.kpt_sigmas.copy_(self.sigmas_at(runner.epoch).to(branch.kpt_sigmas))
 
     def after_train(self, runner) -> None:
         # validation, testing and export after training see the configured sigmas again
-        self._branch(runner).kpt_sigmas.copy_(self._configured)
+        if self._configured is not None:
+            self._branch(runner).kpt_sigmas.copy_(self._configured)
