@@ -354,6 +354,10 @@ def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
     torch.testing.assert_close(head.anchors, torch.tensor(edits['anchors'], dtype=torch.float32))
     close = next(h for h in runner.hooks if type(h).__name__ == 'CloseMosaicHook')
     assert close.num_last_epochs == 7
+    # the loss's sigma warm-up takes half of the edited epochs: 39 of 77
+    warmup = next(h for h in runner.hooks if type(h).__name__ == 'KptSigmaWarmupHook')
+    warmup.before_train(runner)
+    assert warmup.warmup_epochs == 39
     assert all(_same(t['scale'], (320, 192)) for t in close.new_train_pipeline
                if t['type'] == 'KptLetterResize')
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)

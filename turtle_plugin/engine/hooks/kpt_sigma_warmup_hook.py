@@ -22,9 +22,9 @@ __all__ = ['KptSigmaWarmupHook']
 class KptSigmaWarmupHook(Hook):
     """Linear warm-up of the keypoint loss's sigmas from ``start`` to the head's own.
 
-    With ``W = max(1, round(warmup_ratio * max_epochs))``, training epoch ``e`` (0-based) uses
-    ``start + (configured - start) * min(1, e / W)`` per keypoint, computed from the epoch alone,
-    so a resumed run continues exactly.
+    With ``W = warmup_ratio * max_epochs`` rounded half up (at least 1), training epoch ``e``
+    (0-based) uses ``start + (configured - start) * min(1, e / W)`` per keypoint, computed from
+    the epoch alone, so a resumed run continues exactly.
 
     Args:
         start (float | str): sigma of every keypoint at epoch 0, or ``'uniform'`` for
@@ -65,7 +65,7 @@ class KptSigmaWarmupHook(Hook):
         if self.warmup_ratio == 0:
             return
         self._configured = self._branch(runner).kpt_sigmas.detach().clone()
-        self.warmup_epochs = max(1, round(self.warmup_ratio * runner.max_epochs))
+        self.warmup_epochs = max(1, int(self.warmup_ratio * runner.max_epochs + 0.5))
 
     def before_train_epoch(self, runner) -> None:
         if self._configured is not None:
