@@ -139,7 +139,7 @@ VARIANTS: Dict[str, Callable] = {
     # few pixels off): 1/K throughout (Ultralytics'), the metainfo's throughout (the default
     # before the study), or warmed up from 1/K to the metainfo's over the first half (the
     # configs' default since)
-    'sigma_1k': lambda cfg: (_set_head(cfg, kpt_sigmas='uniform'), _sigma_warmup(cfg, 0)),
+    'sigma_1k': lambda cfg: _sigma_warmup(cfg, 0, kpt_sigmas='uniform'),
     'sigma_meta': lambda cfg: _sigma_warmup(cfg, 0),
     'sigma_warmup': lambda cfg: _sigma_warmup(cfg, 0.5),
     # evaluation images shrunk by pixel-area averaging (YOLOv7's test.py) or bilinear
@@ -148,9 +148,12 @@ VARIANTS: Dict[str, Callable] = {
 }
 
 
-def _sigma_warmup(cfg, ratio: float) -> None:
+def _sigma_warmup(cfg, ratio: float, **head) -> None:
+    """The OKS loss's sigmas warmed up from 1/K over ``ratio`` of the epochs (0: off), with
+    ``head`` settings (e.g. ``kpt_sigmas``)."""
     cfg.default_hooks.kpt_sigma_warmup = dict(type='KptSigmaWarmupHook', start='uniform',
                                               warmup_ratio=ratio)
+    _set_head(cfg, **head)
 
 
 def _val_shrink(cfg, mode: str) -> None:
