@@ -76,6 +76,7 @@ HOOKS = {
     'ProgressBarHook': dict(),
     'CloseMosaicHook': dict(new_train_pipeline=[dict(type='LoadImageFromFile')]),
     'EpochSeedHook': dict(),
+    'KptSigmaWarmupHook': dict(),
     'YOLOv7ParamSchedulerHook': dict(),
 }
 # MMPose's visualization hook, drawing only confident instances (mmpose scope only)
