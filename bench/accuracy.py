@@ -135,6 +135,9 @@ VARIANTS: Dict[str, Callable] = {
         num_last_epochs=max(1, cfg.train_cfg.max_epochs // 2)),
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
+    # keypoint conv init: every keypoint starts at its cell's centre (bias 0.5) instead of the
+    # diagonal neighbour's (bias 0)
+    'kpt_centre': lambda cfg: cfg.model.head.head_module.update(kpt_prior='centre'),
     # the OKS loss's sigmas (evaluation keeps the metainfo's; small sigmas make 1 - OKS flat a
     # few pixels off): 1/K throughout (Ultralytics'), the metainfo's throughout (the default
     # before the study), or warmed up from 1/K to the metainfo's over the first half (the

@@ -146,6 +146,30 @@ class TestInit:
         for conv in kpt_convs:  # the dw blocks' convs have no bias (BN follows)
             assert conv.bias is None or torch.equal(conv.bias.detach(), torch.zeros_like(conv.bias))
 
+    @pytest.mark.parametrize('kpt_dim', [2, 3])
+    def test_centre_prior_puts_keypoints_at_the_cell_centre(self, kpt_dim):
+        """``kpt_prior='centre'``: bias 0.5 on x, y (2 * 0.5 - 0.5 = +0.5 cell), 0 on the
+        visibility logit; decoded on a zero feature map, every keypoint sits where the box
+        branch puts its centre, ``(i + 0.5, j + 0.5) * s``, instead of ``(i - 0.5, j - 0.5) * s``."""
+        module = _module(num_classes=1, num_keypoints=6, kpt_dim=kpt_dim, kpt_prior='centre')
+        module.init_weights()
+        module.init_weights()
+        for conv in module.kpt_convs:
+            bias = conv[-1].bias.detach().view(3, 6, kpt_dim)
+            assert torch.equal(bias[..., :2], torch.full((3, 6, 2), 0.5))
+            if kpt_dim == 3:
+                assert torch.equal(bias[..., 2], torch.zeros(3, 6))
+        with torch.no_grad():
+            _, kpt_maps = module.eval()([torch.zeros(1, c, 2, 2) for c in NECK_CHANNELS['l']])
+        cells = torch.tensor([[[0., 0.], [1., 0.]], [[0., 1.], [1., 1.]]])  # (H, W, (i, j))
+        for kpt_map, stride in zip(kpt_maps, STRIDES):
+            raw = kpt_map.view(3, 6, kpt_dim, 2, 2).permute(0, 3, 4, 1, 2)  # (A, H, W, K, D)
+            decoded = KptBranch.decode_keypoints(raw, cells, stride)  # (A, H, W, K, 2)
+            expected = ((cells + 0.5) * stride)[None, :, :, None].expand(3, 2, 2, 6, 2)
+            assert torch.allclose(decoded, expected)
+        with pytest.raises(ValueError, match='kpt_prior'):
+            _module(num_keypoints=6, kpt_prior='center')
+
     def test_class_prior_depends_on_class_count(self):
         module = _module(num_classes=80)
         module.init_weights()

@@ -75,6 +75,12 @@ class YOLOv7HeadModule(BaseModule):
         kpt_head (str): keypoint branch per level, a row of ``kpt_head_settings``: ``'conv'``
             (one 1x1 conv) or ``'dw'`` (YOLO-Pose's ``dw_conv_kpt``: depthwise 3x3 and 1x1
             conv-BN-act blocks before the 1x1 output conv).
+        kpt_prior (str): where the keypoint output conv's bias puts every keypoint before
+            training (decoded ``(2 t - 0.5 + (i, j)) * s``): ``'zero'`` (bias 0: at
+            ``(i - 0.5, j - 0.5) * s``, the diagonal neighbour's centre, as the original's
+            keypoint conv starts on average) or ``'centre'`` (bias 0.5 on ``x, y``: at the cell's
+            centre ``(i + 0.5, j + 0.5) * s``, where the box branch starts its centre). The
+            visibility logit's bias is 0 either way.
         featmap_strides (Sequence[int]): stride of each level in input pixels.
         img_size (int): training image side the objectness prior assumes (8 objects per
             image; YOLOv7 uses 640). A head builds its module with its own ``img_size``.
@@ -96,6 +102,7 @@ class YOLOv7HeadModule(BaseModule):
                  num_keypoints: int = 0,
                  kpt_dim: int = 2,
                  kpt_head: str = 'conv',
+                 kpt_prior: str = 'zero',
                  featmap_strides: Sequence[int] = (8, 16, 32),
                  img_size: int = 640,
                  norm_cfg: dict = dict(type='BN', momentum=0.03, eps=0.001),
@@ -110,6 +117,8 @@ class YOLOv7HeadModule(BaseModule):
         if kpt_head not in self.kpt_head_settings:
             raise ValueError(f'kpt_head must be one of {sorted(self.kpt_head_settings)}, '
                              f'got {kpt_head!r}')
+        if kpt_prior not in ('zero', 'centre'):
+            raise ValueError(f"kpt_prior must be 'zero' or 'centre', got {kpt_prior!r}")
         if num_classes < 1 or num_anchors < 1 or num_keypoints < 0:
             raise ValueError(f'need num_classes >= 1, num_anchors >= 1, num_keypoints >= 0; got '
                              f'{num_classes}, {num_anchors}, {num_keypoints}')
@@ -118,6 +127,7 @@ class YOLOv7HeadModule(BaseModule):
         self.num_anchors = num_anchors
         self.num_keypoints = num_keypoints
         self.kpt_dim = kpt_dim
+        self.kpt_prior = kpt_prior
         self.featmap_strides = list(featmap_strides)
         self.img_size = img_size
         self.num_levels = len(in_channels)
@@ -144,13 +154,14 @@ class YOLOv7HeadModule(BaseModule):
         return nn.Sequential(*layers, nn.Conv2d(channels, out_channels, 1))
 
     def init_weights(self) -> None:
-        """YOLOv7's priors on the detection conv, no prior at all on the keypoint output.
+        """YOLOv7's priors on the detection conv, ``kpt_prior`` on the keypoint output.
 
         Detection bias (per anchor): 0 for ``x, y, w, h``; ``log(8 / (img_size / stride)^2)``
         for objectness (8 objects per image); ``log(0.6 / (C - 0.99))`` for each class. The
-        keypoint output conv gets N(0, 0.01) weights and a zero bias, so a keypoint starts at
-        its cell and no keypoint channel starts with an objectness- or class-sized offset.
-        Setting (not adding to) the biases makes this idempotent.
+        keypoint output conv gets N(0, 0.01) weights and a bias of 0 (``'zero'``) or of 0.5 on
+        every ``x, y`` channel (``'centre'``), so a keypoint starts near its cell and no
+        keypoint channel starts with an objectness- or class-sized offset. Setting (not adding
+        to) the biases makes this idempotent.
         """
         super().init_weights()
         for conv, stride in zip(self.det_convs, self.featmap_strides):
@@ -161,7 +172,11 @@ class YOLOv7HeadModule(BaseModule):
                 conv.bias.copy_(bias.view(-1))
         for branch in self.kpt_convs:
             nn.init.normal_(branch[-1].weight, mean=0.0, std=0.01)
-            nn.init.zeros_(branch[-1].bias)
+            bias = torch.zeros(self.num_anchors, self.num_keypoints, self.kpt_dim)
+            if self.kpt_prior == 'centre':
+                bias[..., :2] = 0.5
+            with torch.no_grad():
+                branch[-1].bias.copy_(bias.view(-1))
 
     def forward(self, feats: Sequence[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
         """Raw maps of every level.
