@@ -5,8 +5,8 @@
 #   ln -s /path/to/tiger-pose data/tiger-pose   # train/{images,labels}, val/{images,labels}
 #   python tools/train.py configs/tiger_kpt_tiny_full.py
 #
-# The recipe is tiger_kpt_tiny.py's (hyp.scratch.p5 / tiny gains); only the data, the number of
-# epochs and the validation interval change.
+# The recipe is tiger_kpt_tiny.py's (turtle_kpt.py's with the tiny model's loss gains and final
+# lr); only the data, the number of epochs and the validation interval change.
 _base_ = './tiger_kpt_tiny.py'
 
 # ----------------------------------------------------------------- frequently modified

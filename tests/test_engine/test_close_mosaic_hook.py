@@ -59,3 +59,30 @@ def test_resume_after_the_switch_point_switches_and_pipeline_is_required():
     assert runner.train_loop.dataloader != 'original'
     with pytest.raises(ValueError, match='needs new_train_pipeline'):
         CloseMosaicHook([], num_last_epochs=3)
+
+
+@pytest.mark.parametrize('max_epochs, ratio, first_plain', [
+    (100, 0.5, 50), (90, 0.5, 45), (9, 0.5, 4), (10, 0.25, 7), (10, 1.0, 0), (10, 0.0, None)])
+def test_last_ratio_closes_at_that_part_of_any_schedule(max_epochs, ratio, first_plain):
+    """``last_ratio``: the last ``ratio * max_epochs`` epochs rounded half up (9 * 0.5 = 4.5 -> 5
+    epochs: 4-8; 10 * 0.25 = 2.5 -> 3: 7-9), read from the runner, so a shorter run closes
+    at the same point of its schedule; ratio 0 never switches."""
+    init_default_scope('mmpose')
+    hook = CloseMosaicHook(PLAIN_PIPELINE, num_last_epochs=None, last_ratio=ratio)
+    runner = fake_runner(epoch=0, max_epochs=max_epochs)
+    switched_at = None
+    for epoch in range(max_epochs):
+        runner.epoch = epoch
+        hook.before_train_epoch(runner)
+        if switched_at is None and runner.train_loop.dataloader != 'original':
+            switched_at = epoch
+    assert switched_at == first_plain
+
+
+def test_count_or_ratio_not_both():
+    with pytest.raises(ValueError, match='one of num_last_epochs and last_ratio'):
+        CloseMosaicHook(PLAIN_PIPELINE, last_ratio=0.5)  # num_last_epochs keeps its default 15
+    with pytest.raises(ValueError, match='one of num_last_epochs and last_ratio'):
+        CloseMosaicHook(PLAIN_PIPELINE, num_last_epochs=None)
+    with pytest.raises(ValueError, match=r'last_ratio must be in \[0, 1\]'):
+        CloseMosaicHook(PLAIN_PIPELINE, num_last_epochs=None, last_ratio=1.5)

@@ -6,7 +6,7 @@ config's ``train_dataloader`` with ``new_train_pipeline``, like MMPose's
 ``YOLOXPoseModeSwitchHook`` but without touching the model.
 """
 import copy
-from typing import Sequence
+from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -18,32 +18,55 @@ __all__ = ['CloseMosaicHook']
 
 @HOOKS.register_module()
 class CloseMosaicHook(Hook):
-    """Switch to ``new_train_pipeline`` for the last ``num_last_epochs`` training epochs.
+    """Switch to ``new_train_pipeline`` for the last epochs of training.
 
-    The switch happens before epoch ``max_epochs - num_last_epochs`` (0-based), or at the first
-    epoch after it when training resumes later.
+    The last ``N`` epochs, ``N = num_last_epochs``, or with ``last_ratio`` the part of
+    ``max_epochs`` rounded half up (``last_ratio=0.5`` of 100 epochs: 50), read at train time
+    so that a run with other ``max_epochs`` closes at the same point of its schedule. The
+    switch happens before epoch ``max_epochs - N`` (0-based), or at the first epoch after it
+    when training resumes later.
 
     Args:
         new_train_pipeline (Sequence[dict]): pipeline of the last epochs, e.g. letterbox +
             affine without border + HSV + flip + target + pack.
-        num_last_epochs (int): how many final epochs use it.
+        num_last_epochs (int, optional): how many final epochs use it; ``None`` when
+            ``last_ratio`` is given.
+        last_ratio (float, optional): which part of the epochs (0-1) use it instead of a
+            count; give ``num_last_epochs=None`` with it.
     """
     priority = 'ABOVE_NORMAL'
 
-    def __init__(self, new_train_pipeline: Sequence[dict], num_last_epochs: int = 15):
+    def __init__(self,
+                 new_train_pipeline: Sequence[dict],
+                 num_last_epochs: Optional[int] = 15,
+                 last_ratio: Optional[float] = None):
         if not new_train_pipeline:
             raise ValueError('CloseMosaicHook needs new_train_pipeline, the pipeline of the last '
                              'epochs (the mosaic pipeline\'s border and sizes do not carry over)')
-        if num_last_epochs < 0:
+        if (num_last_epochs is None) == (last_ratio is None):
+            raise ValueError(f'CloseMosaicHook takes one of num_last_epochs and last_ratio, got '
+                             f'num_last_epochs={num_last_epochs}, last_ratio={last_ratio} (set '
+                             f'the other to None)')
+        if num_last_epochs is not None and num_last_epochs < 0:
             raise ValueError(f'num_last_epochs must be >= 0, got {num_last_epochs}')
+        if last_ratio is not None and not 0 <= last_ratio <= 1:
+            raise ValueError(f'last_ratio must be in [0, 1], got {last_ratio}')
         self.new_train_pipeline = list(new_train_pipeline)
         self.num_last_epochs = num_last_epochs
+        self.last_ratio = last_ratio
         self._switched = False
 
+    def last_epochs(self, max_epochs: int) -> int:
+        """How many of ``max_epochs`` train on ``new_train_pipeline``."""
+        if self.last_ratio is not None:
+            return int(self.last_ratio * max_epochs + 0.5)
+        return self.num_last_epochs
+
     def before_train_epoch(self, runner) -> None:
-        if self._switched or self.num_last_epochs == 0:
+        num_last = self.last_epochs(runner.max_epochs)
+        if self._switched or num_last == 0:
             return
-        if runner.epoch < runner.max_epochs - self.num_last_epochs:
+        if runner.epoch < runner.max_epochs - num_last:
             return
         loader_cfg = copy.deepcopy(runner.cfg.train_dataloader)
         dataset_cfg = loader_cfg['dataset']
