@@ -15,7 +15,6 @@ num_keypoints = 12
 batch_size = 8
 num_workers = 2
 max_epochs = 100
-close_mosaic_epochs = 10
 val_interval = 10
 # ------------------------------------------------------------------------------------
 
@@ -31,12 +30,9 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, data_yaml=data_yaml, metainfo=metainfo))
 test_dataloader = val_dataloader
 
-train_cfg = dict(
-    max_epochs=max_epochs, val_interval=val_interval,
-    dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
+train_cfg = dict(max_epochs=max_epochs, val_interval=val_interval)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=val_interval),
     # a 16-image set has 2 iterations per epoch: warm up for 3 epochs, not the original's 1000 its
-    param_scheduler=dict(min_warmup_iters=0),
-    close_mosaic=dict(num_last_epochs=close_mosaic_epochs))
+    param_scheduler=dict(min_warmup_iters=0))

@@ -13,7 +13,6 @@ _base_ = './tiger_kpt_tiny.py'
 data_root = 'data/tiger-pose/'
 data_yaml = ''  # no data yaml: the split folders directly (labels/ beside images/)
 max_epochs = 90
-close_mosaic_epochs = 10
 val_interval = 10
 # ------------------------------------------------------------------------------------
 
@@ -23,7 +22,5 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, data_yaml=data_yaml, data_prefix=dict(img='val/images')))
 test_dataloader = val_dataloader
 
-# validate every val_interval epochs to the end (a validation costs about 10 s on 2 cores)
-train_cfg = dict(max_epochs=max_epochs, val_interval=val_interval, dynamic_intervals=None)
-default_hooks = dict(
-    checkpoint=dict(interval=val_interval), close_mosaic=dict(num_last_epochs=close_mosaic_epochs))
+train_cfg = dict(max_epochs=max_epochs, val_interval=val_interval)
+default_hooks = dict(checkpoint=dict(interval=val_interval))

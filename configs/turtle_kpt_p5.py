@@ -1,6 +1,7 @@
 # The seed recipe of turtle_kpt.py, kept reproducible: YOLOv7's hyp.scratch.p5 augmentation
-# (4- and 9-image mosaic, scale 0.9, translate 0.2, MixUp 0.15), OTA assignment and the OKS loss
-# alone with the metainfo's sigmas, evaluated on bilinear-shrunk images -- as the original's
+# (4- and 9-image mosaic, scale 0.9, translate 0.2, MixUp 0.15; closed for the schedule's last
+# 15 epochs), OTA assignment and the OKS loss alone with the metainfo's sigmas, evaluated on
+# bilinear-shrunk images -- as the original's
 # `train.py --hyp data/hyp.scratch.p5.yaml` trains a keypoint head. BENCHMARKS.md (Accuracy)
 # compares it with the default recipe: `bench/accuracy.py --models ours ours+p5` applies this
 # file's recipe to any keypoint config.
@@ -35,5 +36,10 @@ model = dict(head=dict(assigner=dict(type='YOLOv7OTAAssigner'), loss_kpt_aux=Non
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
-default_hooks = dict(close_mosaic=dict(new_train_pipeline=train_pipeline_stage2),
-                     kpt_sigma_warmup=dict(warmup_ratio=0))  # the metainfo's sigmas throughout
+# the schedule's last close_mosaic_epochs without mosaic, validated every epoch; the metainfo's
+# sigmas throughout
+train_cfg = dict(dynamic_intervals=[(_base_.max_epochs - _base_.close_mosaic_epochs, 1)])
+default_hooks = dict(
+    close_mosaic=dict(new_train_pipeline=train_pipeline_stage2,
+                      num_last_epochs=_base_.close_mosaic_epochs, last_ratio=None),
+    kpt_sigma_warmup=dict(warmup_ratio=0))

@@ -372,7 +372,7 @@ ours = a.ours_config('ours', args, 3, gt)
 p5 = a.ours_config('ours+p5', args, 3, gt)
 orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
 peer = a.yoloxpose_config(args, 3, gt)
-study = a.ours_config('ours+dw_kpt+sigma_1k+close50', args, 3, gt)
+study = a.ours_config('ours+dw_kpt+sigma_1k+close10', args, 3, gt)
 meta = a.ours_config('ours+sigma_meta', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
@@ -385,7 +385,8 @@ out = dict(ours=recipe(ours), p5=recipe(p5), orig=recipe(orig))
 out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_dataloader.batch_size,
                   c.randomness.seed, c.val_evaluator.ann_file, c.val_evaluator.type)
                  for c in (ours, p5, peer)]
-out['close'] = [c.default_hooks.close_mosaic.num_last_epochs for c in (ours, study)]
+out['close'] = [(c.default_hooks.close_mosaic.num_last_epochs,
+                 c.default_hooks.close_mosaic.last_ratio) for c in (ours, study, p5)]
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study, meta, p5)],
                     same=recipe(study) == recipe(ours),
@@ -421,8 +422,9 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     # the original pose branch's recipe: p5's losses, YOLOv5 assignment, hyp.pose augmentation
     assert out['orig'] == dict(out['ours'], aux=None)
     assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
-    # tiger_kpt_tiny closes mosaic for 10 of 100 epochs: 3 of 30; close50 for half of them
-    assert out['close'] == [3, 15]
+    # the keypoint configs close the mosaic for the last half of any schedule, close10 (the
+    # default before) and the p5 rows for the last tenth; the hook reads the bench's epochs
+    assert out['close'] == [[None, 0.5], [None, 0.1], [None, 0.1]]
     # the study's variants: YOLO-Pose's depthwise keypoint branch; the OKS loss's sigmas --
     # the default warms them up from 1/K to the metainfo's over half the epochs, sigma_1k keeps
     # 1/K, sigma_meta (and the seed recipe) the metainfo's; nothing else changes

@@ -172,7 +172,9 @@ def _recipe(cfg):
                 sigma_warmup=cfg.default_hooks.kpt_sigma_warmup.warmup_ratio,
                 affine=(affine['translate'], affine['scale']),
                 affine2=(affine2['translate'], affine2['scale']), mixup=mix,
-                mosaic9=choice, eval_shrink=resize.get('shrink_interpolation', 'linear'))
+                mosaic9=choice, eval_shrink=resize.get('shrink_interpolation', 'linear'),
+                close=(stage2.get('num_last_epochs'), stage2.get('last_ratio')),
+                dense_val=cfg.train_cfg.get('dynamic_intervals'))
 
 
 @pytest.mark.parametrize('name', ['turtle_kpt.py', 'turtle_kpt_tiny.py', 'turtle_kpt_x.py',
@@ -180,25 +182,32 @@ def _recipe(cfg):
                                   'examples/own_data_kpt.py'])
 def test_keypoint_configs_train_the_default_recipe(name):
     """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking + the
-    loss's sigmas warmed up over half the epochs."""
+    loss's sigmas warmed up over half the epochs + the mosaic closed for the second half (and
+    validation every val_interval epochs to the end)."""
     assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
         assigner='YOLOv5Assigner', aux='KptScaledL1Loss', affine=(0.1, 0.5), affine2=(0.1, 0.5),
-        mixup=[], mosaic9=[], eval_shrink='area', sigma_warmup=0.5)
+        mixup=[], mosaic9=[], eval_shrink='area', sigma_warmup=0.5, close=(None, 0.5),
+        dense_val=None)
 
 
 def test_p5_config_is_the_seed_recipe():
-    """hyp.scratch.p5 (4/9-image mosaic 0.8/0.2, translate 0.2, scale 0.9, MixUp 0.15), OTA,
-    OKS alone, bilinear shrinking; everything else as turtle_kpt.py."""
+    """hyp.scratch.p5 (4/9-image mosaic 0.8/0.2, translate 0.2, scale 0.9, MixUp 0.15; closed
+    for the schedule's last 15 of 300 epochs, validated every epoch from there), OTA, OKS alone,
+    bilinear shrinking; everything else as turtle_kpt.py."""
     p5 = Config.fromfile(CONFIGS / 'turtle_kpt_p5.py')
     assert _recipe(p5) == dict(
         assigner='YOLOv7OTAAssigner', aux=None, affine=(0.2, 0.9), affine2=(0.2, 0.9),
-        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear', sigma_warmup=0)
+        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear', sigma_warmup=0,
+        close=(15, None), dense_val=[(285, 1)])
     default = Config.fromfile(CONFIGS / 'turtle_kpt.py')
+    for cfg in (p5, default):  # compared by _recipe above
+        cfg.train_cfg.pop('dynamic_intervals')
     for key in ('optim_wrapper', 'train_cfg', 'custom_hooks', 'val_evaluator'):
         assert p5[key] == default[key], key
-    # every hook the same but for the stage-2 pipeline (compared by _recipe above)
+    # every hook the same but for the stage-2 pipeline and its epochs (compared by _recipe)
     for cfg in (p5, default):
-        cfg.default_hooks.close_mosaic.pop('new_train_pipeline')
+        for key in ('new_train_pipeline', 'num_last_epochs', 'last_ratio'):
+            cfg.default_hooks.close_mosaic.pop(key)
         cfg.default_hooks.kpt_sigma_warmup.pop('warmup_ratio')
     assert p5.default_hooks == default.default_hooks
     assert {k: v for k, v in p5.model.head.items() if k not in ('assigner', 'loss_kpt_aux')} \

@@ -43,6 +43,7 @@ NEW_VALUES = {
     'image_cache_mb': (123, False),
     'max_epochs': (77, False),
     'close_mosaic_epochs': (7, False),
+    'close_mosaic_ratio': (0.37, False),
     'val_interval': (3, False),
     'base_lr': (0.0123, False),
     'anchors': ([[(1, 2), (3, 4), (5, 6)], [(7, 8), (9, 10), (11, 12)],
@@ -86,6 +87,13 @@ def _settings(config: str) -> dict:
     its own top-level assignment of a name in a base's band, or the nearest base's band."""
     chain = _chain(REPO / 'configs' / config)
     names = set().union(*(_band(path) for path in chain))
+    # the mosaic closes after a count of epochs (the schedule's close_mosaic_epochs) or a part
+    # of them (the keypoint recipe's close_mosaic_ratio): the one its CloseMosaicHook does not
+    # take is no setting of this config
+    if {'close_mosaic_epochs', 'close_mosaic_ratio'} <= names:
+        close = _hook(Config.fromfile(chain[0]), 'CloseMosaicHook')
+        names.discard('close_mosaic_ratio' if close.get('last_ratio') is None
+                      else 'close_mosaic_epochs')
     return {name: next(path for path in chain if name in _assignments(path)) for name in names}
 
 
@@ -239,8 +247,14 @@ def _check_max_epochs(cfg, value):
 
 
 def _check_close_mosaic_epochs(cfg, value):
-    assert _hook(cfg, 'CloseMosaicHook').num_last_epochs == value
+    close = _hook(cfg, 'CloseMosaicHook')
+    assert close.num_last_epochs == value and close.get('last_ratio') is None
     _check_epochs(cfg)
+
+
+def _check_close_mosaic_ratio(cfg, value):
+    close = _hook(cfg, 'CloseMosaicHook')
+    assert close.last_ratio == value and close.num_last_epochs is None
 
 
 def _check_val_interval(cfg, value):
@@ -269,6 +283,7 @@ CHECKS = {
     'image_cache_mb': _check_image_cache_mb,
     'max_epochs': _check_max_epochs,
     'close_mosaic_epochs': _check_close_mosaic_epochs,
+    'close_mosaic_ratio': _check_close_mosaic_ratio,
     'val_interval': _check_val_interval,
     'base_lr': _check_base_lr,
     'anchors': _check_anchors,
@@ -281,8 +296,10 @@ def test_every_band_setting_is_checked():
     """A setting added to a band needs a check here (and a value no config uses)."""
     assert {name for _, name in CASES} == set(CHECKS) == set(NEW_VALUES)
     # the recipes hold the whole band; the variants inherit it
-    assert set(_settings('turtle_kpt.py')) == set(CHECKS)
-    assert set(_settings('turtle_det.py')) == set(CHECKS) - {'num_keypoints', 'kpt_dim'}
+    assert set(_settings('turtle_kpt.py')) == set(CHECKS) - {'close_mosaic_epochs'}
+    assert set(_settings('turtle_det.py')) == set(CHECKS) - {'num_keypoints', 'kpt_dim',
+                                                             'close_mosaic_ratio'}
+    assert set(_settings('turtle_kpt_p5.py')) == set(CHECKS) - {'close_mosaic_ratio'}
 
 
 @pytest.mark.parametrize('config, name', CASES)
@@ -332,7 +349,7 @@ def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
     -- train loop, dataloader, the pipeline's transform objects, model head, CloseMosaicHook,
     optimizer after YOLOv7ParamSchedulerHook -- carries the new values."""
     edits = {name: NEW_VALUES[name][0] for name in (
-        'img_scale', 'batch_size', 'num_workers', 'max_epochs', 'close_mosaic_epochs',
+        'img_scale', 'batch_size', 'num_workers', 'max_epochs', 'close_mosaic_ratio',
         'val_interval', 'base_lr', 'anchors')}
     cfg = _edited(tmp_path, 'tiger_kpt_tiny.py', edits)
     cfg.work_dir = str(tmp_path / 'work')
@@ -341,7 +358,7 @@ def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
     runner = Runner.from_cfg(cfg)
     loop = runner.train_loop
     assert (loop.max_epochs, loop.val_interval) == (77, 3)
-    assert loop.dynamic_milestones == [0, 70] and loop.dynamic_intervals == [3, 1]
+    assert loop.dynamic_milestones == [0] and loop.dynamic_intervals == [3]
     loader = runner.train_dataloader
     assert (loader.batch_size, loader.num_workers) == (13, 3)
     sizes = [(type(t).__name__, getattr(t, attr)) for t in _transforms(loader.dataset.pipeline)
@@ -352,8 +369,9 @@ def test_built_runner_uses_the_edited_settings(tmp_path, monkeypatch):
     head = runner.model.head
     assert head.img_size == head.head_module.img_size == 320  # loss scaling, objectness prior
     torch.testing.assert_close(head.anchors, torch.tensor(edits['anchors'], dtype=torch.float32))
+    # the mosaic closes for 0.37 of the edited epochs: 28 of 77 (28.49 rounded)
     close = next(h for h in runner.hooks if type(h).__name__ == 'CloseMosaicHook')
-    assert close.num_last_epochs == 7
+    assert close.last_ratio == 0.37 and close.last_epochs(loop.max_epochs) == 28
     # the loss's sigma warm-up takes half of the edited epochs: 39 of 77
     warmup = next(h for h in runner.hooks if type(h).__name__ == 'KptSigmaWarmupHook')
     warmup.before_train(runner)

@@ -38,8 +38,10 @@ def _cfg(work_dir, kill_after=None, resume=False):
     cfg.resume = resume
     # validating after every epoch: validation between epochs must not shift the randomness
     cfg.merge_from_dict(few_iterations(train_images=4, batch_size=2, val_images=2, epochs=3))
-    # the last epoch switches pipeline: resume must honour it
-    cfg.default_hooks.close_mosaic.num_last_epochs = 1
+    # the last epoch switches pipeline (the config's part of the epochs, a third of 3 here):
+    # resume must honour it
+    assert cfg.default_hooks.close_mosaic.num_last_epochs is None
+    cfg.default_hooks.close_mosaic.last_ratio = 1 / 3
     cfg.default_hooks.checkpoint.interval = 1
     cfg.default_hooks.checkpoint.save_best = None
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
