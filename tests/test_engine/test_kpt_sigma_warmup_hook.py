@@ -93,3 +93,18 @@ def test_sigmas_reach_the_loss():
         hook.before_train_epoch(runner)
         losses.append(branch.loss_kpt(pred, target, visible, area, branch.kpt_sigmas).item())
     assert losses[0] < losses[1]
+
+
+
+@pytest.mark.parametrize('max_epochs, ratio, epochs', [
+    (9, 0.5, 5), (45, 0.1, 5), (9, 0.25, 2), (10, 0.25, 3), (100, 0.5, 50), (300, 0.1, 30),
+    (1, 0.1, 0)])
+def test_warmup_and_close_mosaic_count_a_part_of_the_epochs_alike(max_epochs, ratio, epochs):
+    """Both hooks take ``ratio * max_epochs`` rounded half up (0.5 of 9 = 4.5: 5), so a config
+    that gives both the same ratio gets the same count from each (the warm-up at least 1)."""
+    from turtle_plugin.engine.hooks import CloseMosaicHook
+    hook = KptSigmaWarmupHook(warmup_ratio=ratio)
+    hook.before_train(_runner(max_epochs=max_epochs))
+    close = CloseMosaicHook([dict(type='LoadImage')], num_last_epochs=None, last_ratio=ratio)
+    assert close.last_epochs(max_epochs) == epochs
+    assert hook.warmup_epochs == max(1, epochs)

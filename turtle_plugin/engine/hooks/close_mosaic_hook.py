@@ -12,6 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from turtle_plugin.registry import HOOKS
+from .utils import epochs_of_ratio
 
 __all__ = ['CloseMosaicHook']
 
@@ -59,7 +60,7 @@ class CloseMosaicHook(Hook):
     def last_epochs(self, max_epochs: int) -> int:
         """How many of ``max_epochs`` train on ``new_train_pipeline``."""
         if self.last_ratio is not None:
-            return int(self.last_ratio * max_epochs + 0.5)
+            return epochs_of_ratio(self.last_ratio, max_epochs)
         return self.num_last_epochs
 
     def before_train_epoch(self, runner) -> None:

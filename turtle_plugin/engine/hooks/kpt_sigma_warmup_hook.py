@@ -14,6 +14,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from turtle_plugin.registry import HOOKS
+from .utils import epochs_of_ratio
 
 __all__ = ['KptSigmaWarmupHook']
 
@@ -65,7 +66,7 @@ class KptSigmaWarmupHook(Hook):
         if self.warmup_ratio == 0:
             return
         self._configured = self._branch(runner).kpt_sigmas.detach().clone()
-        self.warmup_epochs = max(1, int(self.warmup_ratio * runner.max_epochs + 0.5))
+        self.warmup_epochs = max(1, epochs_of_ratio(self.warmup_ratio, runner.max_epochs))
 
     def before_train_epoch(self, runner) -> None:
         if self._configured is not None:
