@@ -126,6 +126,13 @@ VARIANTS: Dict[str, Callable] = {
     # assigner: YOLOv5's candidates (the original pose branch) instead of OTA
     'v5': lambda cfg: _set_head(cfg, assigner=dict(type='YOLOv5Assigner')),
     'ota': lambda cfg: _set_head(cfg, assigner=dict(type='YOLOv7OTAAssigner')),
+    # OTA with the predicted keypoints' OKS in its cost and its dynamic k, as YOLOX-Pose's
+    # SimOTA (MMPose's SimOTAAssigner: oks_weight 3, dynamic_k_indicator 'oks')
+    'ota_oks': lambda cfg: _set_head(cfg, assigner=dict(
+        type='YOLOv7OTAAssigner', oks_weight=3.0, dynamic_k_indicator='oks')),
+    # more candidate cells: all four neighbours of the centre's cell (5 per anchor) instead of
+    # the two nearest (3), for whichever assigner the recipe has by then
+    'cells5': lambda cfg: cfg.model.head.assigner.update(neighbour_offset=1.0),
     'pose_aug': _pose_aug,
     # auxiliary scale-normalised L1 keypoint term beside 1 - OKS
     'l1': lambda cfg: _set_head(cfg, loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.1)),

@@ -374,6 +374,7 @@ orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
 peer = a.yoloxpose_config(args, 3, gt)
 study = a.ours_config('ours+dw_kpt+sigma_1k+close10', args, 3, gt)
 meta = a.ours_config('ours+sigma_meta', args, 3, gt)
+assign = a.ours_config('ours+ota_oks+cells5', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -391,7 +392,10 @@ out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, 
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study, meta, p5)],
                     same=recipe(study) == recipe(ours),
                     warmup=[c.default_hooks.kpt_sigma_warmup.warmup_ratio
-                            for c in (ours, study, meta, p5)])
+                            for c in (ours, study, meta, p5)],
+                    assigner=assign.model.head.assigner,
+                    same_but_assigner=(dict(recipe(assign), assigner='YOLOv5Assigner')
+                                       == recipe(ours)))
 out['peer'] = dict(
     k=peer.model.head.num_keypoints, init='init_cfg' in peer.model.backbone,
     sizes=peer.model.data_preprocessor.batch_augments[0].random_size_range,
@@ -427,11 +431,14 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     assert out['close'] == [[None, 0.5], [None, 0.1], [None, 0.1]]
     # the study's variants: YOLO-Pose's depthwise keypoint branch; the OKS loss's sigmas --
     # the default warms them up from 1/K to the metainfo's over half the epochs, sigma_1k keeps
-    # 1/K, sigma_meta (and the seed recipe) the metainfo's; nothing else changes
+    # 1/K, sigma_meta (and the seed recipe) the metainfo's; OTA with YOLOX-Pose's OKS terms
+    # over 5 candidate cells; nothing else changes
     tiger_meta = dict(from_file=str(REPO / 'configs/_base_/datasets/tiger.py'))
     assert out['study'] == dict(
         kpt_head=['conv', 'dw'], same=True,
-        sigmas=[tiger_meta, 'uniform', tiger_meta, tiger_meta], warmup=[0.5, 0, 0, 0])
+        sigmas=[tiger_meta, 'uniform', tiger_meta, tiger_meta], warmup=[0.5, 0, 0, 0],
+        assigner=dict(type='YOLOv7OTAAssigner', oks_weight=3.0, dynamic_k_indicator='oks',
+                      neighbour_offset=1.0), same_but_assigner=True)
     assert out['peer'] == dict(
         k=12, init=False, sizes=[192, 384], codec=[256, 256],  # (320, 640) x 256/416
         sched=[['QuadraticWarmupLR', 0, 1], ['CosineAnnealingLR', 1, 28],

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from torchvision.ops import box_iou
 
-from turtle_plugin.models.task_modules import YOLOv5Assigner, YOLOv7OTAAssigner
+from turtle_plugin.models.task_modules import (YOLOv5Assigner, YOLOv7OTAAssigner,
+                                               batched_keypoint_oks)
 from turtle_plugin.registry import MODELS, TASK_UTILS
 
 
@@ -294,6 +295,157 @@ def test_ota_on_cuda_without_host_sync():
     finally:
         torch.cuda.set_sync_debug_mode('default')
     assert _positives([{k: v.cpu() for k, v in t.items()} for t in targets]) == expected
+
+
+# ------------------------------------------------------------- keypoints in the cost
+def test_keypoint_oks_by_hand_and_against_mmpose():
+    """One ground truth, keypoints (10, 10) and (20, 20), box area 100, sigmas 0.1: the scale
+    is 2 * 100 * (2 * 0.1)^2 = 8, so a keypoint 2 px off in x and y (d^2 = 8) scores e^-1."""
+    from mmpose.models.task_modules.assigners import PoseOKS
+    gt = torch.tensor([[[[10., 10.], [20., 20.]]]])
+    pred = torch.tensor([[[[12., 12.], [20., 20.]], [[10., 10.], [20., 20.]]]])
+    area, sigmas = torch.tensor([[100.]]), torch.tensor([0.1, 0.1])
+    oks = batched_keypoint_oks
+    assert oks(gt, torch.ones(1, 1, 2), area, pred, sigmas)[0, 0].tolist() == pytest.approx(
+        [(math.exp(-1) + 1) / 2, 1.0])
+    assert oks(gt, torch.tensor([[[1., 0.]]]), area, pred, sigmas)[0, 0].tolist() == \
+        pytest.approx([math.exp(-1), 1.0])
+    assert oks(gt, torch.zeros(1, 1, 2), area, pred, sigmas).tolist() == [[[0.0, 0.0]]]
+
+    # MMPose's PoseOKS (YOLOX-Pose's assigner) on random keypoints, one image
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.rand(1, 3, 5, 2, generator=gen) * 50
+    pred = torch.rand(1, 7, 5, 2, generator=gen) * 50
+    visible = (torch.rand(1, 3, 5, generator=gen) > 0.3).float()
+    areas, sigmas = 100 + torch.rand(1, 3, generator=gen) * 900, torch.rand(5, generator=gen) / 5
+    calc = PoseOKS(metainfo=None)
+    calc.sigmas = sigmas
+    expected = calc(pred[0].unsqueeze(1), target=gt[0].unsqueeze(0),
+                    target_weights=visible[0].unsqueeze(0), areas=areas[0].unsqueeze(0))
+    assert torch.allclose(oks(gt, visible, areas, pred, sigmas)[0], expected.T, atol=1e-6)
+
+
+def _one_gt_by_hand(kpt_offsets, ious=(0.95, 0.9), visible=1.):
+    """One 100x100 ground truth with one keypoint at (50, 50), sigma 0.1 (scale
+    2 * 10^4 * 0.04 = 800), and one candidate per entry of ``ious`` (boxes 100 x 100 * IoU,
+    equal scores), whose keypoint is ``kpt_offsets[m]`` px right of the truth."""
+    num = len(ious)
+    boxes = torch.tensor([[0., 0., 100., 100. * iou] for iou in ious]).view(1, 1, num, 4)
+    kpts = torch.tensor([[[50. + dx, 50.]] for dx in kpt_offsets]).view(1, 1, num, 1, 2)
+    return dict(pred_bboxes=boxes, pred_scores=torch.full((1, 1, num, 1), 0.5),
+                cand_valid=torch.ones(1, 1, num, dtype=torch.bool),
+                gt_bboxes=torch.tensor([[[0., 0., 100., 100.]]]),
+                gt_labels=torch.zeros(1, 1, dtype=torch.long),
+                gt_valid=torch.ones(1, 1, dtype=torch.bool), pred_kpts=kpts,
+                gt_kpts=torch.tensor([[[[50., 50.]]]]),
+                gt_kpts_visible=torch.full((1, 1, 1), visible),
+                kpt_sigmas=torch.tensor([0.1]))
+
+
+def test_ota_oks_cost_by_hand():
+    """k = floor(0.95 + 0.9) = 1. Box cost alone: -3 log 0.95 = 0.15 < -3 log 0.9 = 0.32, so
+    candidate 0. Its keypoint is 40 px off (OKS e^-2: -3 log e^-2 = 6 more), candidate 1's
+    exact: with oks_weight 3, candidate 1. A ground truth without a labelled keypoint falls
+    back to the IoU, which picks candidate 0 again."""
+    case = _one_gt_by_hand(kpt_offsets=(40., 0.))
+    pos, _ = YOLOv7OTAAssigner().assign(**case)
+    assert pos[0, 0].tolist() == [True, False]
+    pos, _ = YOLOv7OTAAssigner(oks_weight=3.).assign(**case)
+    assert pos[0, 0].tolist() == [False, True]
+    pos, _ = YOLOv7OTAAssigner(oks_weight=3.).assign(**_one_gt_by_hand((40., 0.), visible=0.))
+    assert pos[0, 0].tolist() == [True, False]
+
+
+def test_ota_oks_dynamic_k_by_hand():
+    """Three candidates of IoU 0.6: k = floor(1.8) = 1 by IoU. Their keypoints are exact (OKS
+    1 each): k = 3 by OKS. Keypoints 40 px off (OKS e^-2 = 0.135 each, sum 0.41): k = 1."""
+    exact = _one_gt_by_hand(kpt_offsets=(0., 0., 0.), ious=(0.6, 0.6, 0.6))
+    assert YOLOv7OTAAssigner().assign(**exact)[0].sum() == 1
+    assert YOLOv7OTAAssigner(dynamic_k_indicator='oks').assign(**exact)[0].sum() == 3
+    far = _one_gt_by_hand(kpt_offsets=(40., 40., 40.), ious=(0.6, 0.6, 0.6))
+    assert YOLOv7OTAAssigner(dynamic_k_indicator='oks').assign(**far)[0].sum() == 1
+
+
+def test_ota_oks_needs_keypoints():
+    case = _one_gt_by_hand(kpt_offsets=(0., 0.))
+    del case['pred_kpts']
+    assert YOLOv7OTAAssigner().assign(**dict(case, pred_kpts=None))[0].any()  # not needed
+    with pytest.raises(ValueError, match='needs pred_kpts'):
+        YOLOv7OTAAssigner(oks_weight=3.).assign(**case)
+    with pytest.raises(ValueError, match="dynamic_k_indicator must be 'iou' or 'oks'"):
+        YOLOv7OTAAssigner(dynamic_k_indicator='area')
+    with pytest.raises(ValueError, match='predicts none'):  # a detection head
+        MODELS.build(dict(
+            type='YOLOv7Head', img_size=IMG, anchors=ANCHORS,
+            head_module=dict(type='YOLOv7HeadModule', num_classes=1, in_channels=[8, 8, 8],
+                             featmap_strides=STRIDES),
+            assigner=dict(type='YOLOv7OTAAssigner', oks_weight=3.)))
+
+
+def test_keypoint_head_gives_the_assigner_each_candidates_own_keypoints():
+    """The keypoints the head hands the assigner are, for every valid candidate, the ones its
+    dense decoding (inference) predicts at that level, anchor and cell; with them the OKS cost
+    changes the positives of a random batch, and the losses stay finite."""
+    def build(**assigner):
+        with DefaultScope.overwrite_default_scope('mmpose'):
+            torch.manual_seed(0)
+            head = MODELS.build(dict(
+                type='YOLOv7KptHead', img_size=IMG, anchors=ANCHORS,
+                head_module=dict(type='YOLOv7HeadModule', num_classes=1, num_keypoints=3,
+                                 kpt_dim=3, in_channels=[8, 8, 8], featmap_strides=STRIDES),
+                kpt_sigmas=[0.1, 0.2, 0.3],
+                assigner=dict(type='YOLOv7OTAAssigner', **assigner)))
+        head.init_weights()
+        return head
+
+    head = build(oks_weight=3.)
+    gen = torch.Generator().manual_seed(0)
+    feats = [torch.randn(2, 8, IMG // s, IMG // s, generator=gen) for s in STRIDES]
+    with torch.no_grad():  # spread the keypoint predictions so that they differ by candidate
+        for conv in head.head_module.kpt_convs:
+            conv[-1].weight.normal_(0, 0.3, generator=gen)
+    boxes = [torch.tensor([[10., 20., 90., 100.], [60., 40., 150., 120.]]),
+             torch.tensor([[30., 30., 70., 110.]])]
+    labels = [torch.zeros(2, dtype=torch.long), torch.zeros(1, dtype=torch.long)]
+    keypoints = [b[:, None, :2] + torch.rand(len(b), 3, 2, generator=gen)
+                 * (b[:, None, 2:] - b[:, None, :2]) for b in boxes]
+    gts = head.pack_gts(boxes, labels, keypoints, [torch.ones(len(b), 3) for b in boxes])
+    det_maps, kpt_maps = head(feats)
+    dets = [head._split_level(m) for m in det_maps]
+    kpts = [head.kpt_branch.split_level(m) for m in kpt_maps]
+
+    seen = {}
+    assign = head.assigner.assign
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return assign(*args, **kwargs)
+
+    head.assigner.assign = spy
+    with_oks = _positives(head.get_targets(dets, gts, kpts))
+    dense = head.kpt_branch.decode_dense(kpt_maps, head.featmap_strides)['keypoints']
+    cand = head.assigner.get_candidates(gts['bboxes'], gts['valid'],
+                                        [tuple(d.shape[2:4]) for d in dets],
+                                        head.featmap_strides, head.anchors)
+    offsets = [0]
+    for d in dets:
+        offsets.append(offsets[-1] + d.shape[1] * d.shape[2] * d.shape[3])
+    pred = seen['pred_kpts'].view(*cand['valid'].shape, 3, 2)
+    checked = 0
+    for b, g, level, a, o in cand['valid'].nonzero().tolist():
+        x, y = cand['cells'][b, g, level, a, o].tolist()
+        height, width = dets[level].shape[2:4]
+        flat = offsets[level] + (a * height + y) * width + x
+        assert torch.allclose(pred[b, g, level, a, o], dense[b, flat], atol=1e-5)
+        checked += 1
+    assert checked > 20
+    assert torch.equal(seen['gt_kpts'], gts['keypoints'])
+
+    plain = build()
+    plain.load_state_dict(head.state_dict())
+    assert _positives(plain.get_targets(dets, gts)) != with_oks
+    losses = head.loss_by_feat(det_maps, kpt_maps, gts)
+    assert all(torch.isfinite(v) for v in losses.values())
 
 
 @pytest.mark.slow

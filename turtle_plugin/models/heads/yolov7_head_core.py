@@ -66,7 +66,9 @@ class YOLOv7HeadCore(BaseModule):
         anchors (Sequence): per level, ``num_anchors`` anchor ``(w, h)`` pairs in input pixels.
             Defaults to YOLOv7's P5 anchors (for 640 inputs).
         assigner (dict): a ``TASK_UTILS`` assigner with ``get_candidates`` and ``assign``:
-            ``YOLOv7OTAAssigner`` (YOLOv7) or ``YOLOv5Assigner`` (YOLO-Pose).
+            ``YOLOv7OTAAssigner`` (YOLOv7) or ``YOLOv5Assigner`` (YOLO-Pose). One whose
+            ``uses_keypoints`` is True (``YOLOv7OTAAssigner(oks_weight=3)``) is also given the
+            keypoints predicted at its candidates; it needs a head with keypoints.
         loss_bbox (dict): box loss on xyxy boxes; its ``loss_weight`` is ``hyp['box']``.
         loss_obj (dict): objectness loss on logits; ``loss_weight`` is ``hyp['obj']``.
         loss_cls (dict): class loss on logits; ``loss_weight`` is ``hyp['cls']``.
@@ -156,6 +158,10 @@ class YOLOv7HeadCore(BaseModule):
         self.kpt_branch = KptBranch(
             self.num_keypoints, self.kpt_dim, self.num_anchors, loss_kpt, loss_kpt_vis,
             loss_kpt_aux, kpt_sigmas) if self.num_keypoints else None
+        if getattr(self.assigner, 'uses_keypoints', False) and self.kpt_branch is None:
+            raise ValueError(f'{assigner} assigns by keypoints (oks_weight > 0 or '
+                             f'dynamic_k_indicator="oks") but the head predicts none: set '
+                             f'head_module.num_keypoints or drop the keypoint terms')
         self.loss_scales = self._loss_scales(scale_loss_weights)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
@@ -216,7 +222,7 @@ class YOLOv7HeadCore(BaseModule):
         """
         dets = [at_least_float32(self._split_level(m)) for m in det_maps]
         kpts = [at_least_float32(self.kpt_branch.split_level(m)) for m in kpt_maps]
-        targets = self.get_targets(dets, gts)
+        targets = self.get_targets(dets, gts, kpts)
         zero = sum(det.sum() for det in dets) * 0  # keeps every loss in the graph
         totals = dict.fromkeys(self.loss_scales, zero)
         for level, (det, target) in enumerate(zip(dets, targets)):
@@ -231,12 +237,16 @@ class YOLOv7HeadCore(BaseModule):
         return {f'loss_{name}': total * self.loss_scales[name] * batch_scale
                 for name, total in totals.items()}
 
-    def get_targets(self, dets: Sequence[Tensor], gts: Dict[str, Tensor]) -> List[dict]:
+    def get_targets(self, dets: Sequence[Tensor], gts: Dict[str, Tensor],
+                    kpts: Optional[Sequence[Tensor]] = None) -> List[dict]:
         """Assign ground truths to predictions, for the whole batch at once.
 
         Args:
             dets (Sequence[Tensor]): ``(B, A, H, W, 5 + C)`` raw predictions per level.
             gts (dict[str, Tensor]): padded ground truths from :meth:`pack_gts`.
+            kpts (Sequence[Tensor], optional): ``(B, A, H, W, K, D)`` raw keypoint
+                predictions per level, for an assigner whose cost holds the keypoints
+                (``assigner.uses_keypoints``); not read otherwise.
 
         Returns:
             list[dict]: per level, over the ``(B, G, A, 5)`` candidates of every ground truth:
@@ -255,14 +265,34 @@ class YOLOv7HeadCore(BaseModule):
             batch_size, num_gts = valid.shape[:2]
             num_cands = valid.shape[2:].numel()  # L * A * 5 per ground truth
             shape = (batch_size, num_gts, num_cands)
+            keypoints = {}
+            if getattr(self.assigner, 'uses_keypoints', False):
+                keypoints = self._candidate_keypoints(kpts, cells, gts, shape)
             pos, gt_inds = self.assigner.assign(
                 torch.stack(boxes, 2).view(*shape, 4),
                 torch.stack(scores, 2).view(*shape, self.num_classes), valid.view(shape),
-                gts['bboxes'], gts['labels'], gts['valid'])
+                gts['bboxes'], gts['labels'], gts['valid'], **keypoints)
         pos = pos.view(valid.shape)
         gt_inds = gt_inds.view(valid.shape)
         return [dict(cells=cells[:, :, level], pos=pos[:, :, level], gt_inds=gt_inds[:, :, level])
                 for level in range(len(dets))]
+
+    def _candidate_keypoints(self, kpts: Optional[Sequence[Tensor]], cells: Tensor,
+                             gts: Dict[str, Tensor], shape: Tuple[int, int, int]) -> dict:
+        """The keypoint arguments of ``assigner.assign``: the keypoints predicted at every
+        candidate (``(B, G, N, K, 2)``), the ground truths' and the loss's sigmas."""
+        if self.kpt_branch is None or kpts is None:
+            raise ValueError(f'{type(self.assigner).__name__} assigns by keypoints '
+                             f'(oks_weight > 0 or dynamic_k_indicator="oks"), but the head '
+                             f'predicts no keypoints')
+        decoded = []
+        for level, kpt in enumerate(kpts):
+            cand = gather_candidates(kpt, cells[:, :, level])  # (B, G, A, 5, K, D)
+            decoded.append(self.kpt_branch.decode_keypoints(
+                cand, cells[:, :, level].to(cand.dtype), self.featmap_strides[level]))
+        return dict(pred_kpts=torch.stack(decoded, 2).view(*shape, self.num_keypoints, 2),
+                    gt_kpts=gts['keypoints'], gt_kpts_visible=gts['keypoints_visible'],
+                    kpt_sigmas=self.kpt_branch.kpt_sigmas)
 
     def _decode_candidates(self, cand: Tensor, cells: Tensor, level: int) -> Tensor:
         anchor_wh = self.anchors[level].to(cand.dtype)[None, None, :, None]  # (1, 1, A, 1, 2)
