@@ -130,6 +130,10 @@ VARIANTS: Dict[str, Callable] = {
     # SimOTA (MMPose's SimOTAAssigner: oks_weight 3, dynamic_k_indicator 'oks')
     'ota_oks': lambda cfg: _set_head(cfg, assigner=dict(
         type='YOLOv7OTAAssigner', oks_weight=3.0, dynamic_k_indicator='oks')),
+    # the OKS cost alone, k from the IoUs as YOLOv7 (the OKS k gives one positive per animal
+    # while the keypoints are far off)
+    'ota_okscost': lambda cfg: _set_head(cfg, assigner=dict(
+        type='YOLOv7OTAAssigner', oks_weight=3.0)),
     # more candidate cells: all four neighbours of the centre's cell (5 per anchor) instead of
     # the two nearest (3), for whichever assigner the recipe has by then
     'cells5': lambda cfg: cfg.model.head.assigner.update(neighbour_offset=1.0),
