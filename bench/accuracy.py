@@ -104,13 +104,15 @@ def _set_head(cfg, **values) -> None:
 
 def _p5(cfg) -> None:
     """The seed recipe (``configs/turtle_kpt_p5.py``) on any keypoint config: its assigner,
-    keypoint losses and its training, stage-2 and evaluation pipelines."""
+    keypoint losses and keypoint-conv init, and its training, stage-2 and evaluation
+    pipelines."""
     from mmengine.config import Config
     p5 = Config.fromfile(str(REPO_ROOT / 'configs' / 'turtle_kpt_p5.py'))
     if tuple(p5.img_scale) != tuple(cfg.img_scale):
         raise SystemExit(f'the p5 recipe is written for {tuple(p5.img_scale)}, the config '
                          f'trains at {tuple(cfg.img_scale)}')
     _set_head(cfg, assigner=p5.model.head.assigner, loss_kpt_aux=None)
+    cfg.model.head.head_module.update(kpt_prior=p5.model.head.head_module.kpt_prior)
     _sigma_warmup(cfg, 0)
     cfg.train_dataloader.dataset.pipeline = p5.train_dataloader.dataset.pipeline
     # closed for the last tenth, as the keypoint configs were when the bench's p5 rows ran
@@ -151,9 +153,11 @@ VARIANTS: Dict[str, Callable] = {
                                                                  last_ratio=0.1),
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
-    # keypoint conv init: every keypoint starts at its cell's centre (bias 0.5) instead of the
-    # diagonal neighbour's (bias 0)
+    # keypoint conv init: every keypoint starts at its cell's centre (bias 0.5; the keypoint
+    # configs' default since the study) or at the diagonal neighbour's (bias 0; the default
+    # before, as the original's conv starts on average)
     'kpt_centre': lambda cfg: cfg.model.head.head_module.update(kpt_prior='centre'),
+    'kpt_zero': lambda cfg: cfg.model.head.head_module.update(kpt_prior='zero'),
     # the OKS loss's sigmas (evaluation keeps the metainfo's; small sigmas make 1 - OKS flat a
     # few pixels off): 1/K throughout (Ultralytics'), the metainfo's throughout (the default
     # before the study), or warmed up from 1/K to the metainfo's over the first half (the

@@ -55,7 +55,9 @@ model = dict(
         head_module=dict(
             type='YOLOv7HeadModule', num_classes=num_classes, in_channels=[256, 512, 1024],
             num_keypoints=num_keypoints, kpt_dim=kpt_dim, kpt_head='conv',
-            featmap_strides=[8, 16, 32]),
+            # every keypoint starts at its cell's centre, where the box branch starts its centre
+            # (keypoint-conv bias 0.5; the original's starts at the diagonal neighbour's)
+            kpt_prior='centre', featmap_strides=[8, 16, 32]),
         img_size=img_scale[0],
         anchors=anchors,
         # YOLOv5's assignment (YOLO-Pose's ComputeLoss): every anchor within 4x of the box, at

@@ -1,7 +1,8 @@
 # The seed recipe of turtle_kpt.py, kept reproducible: YOLOv7's hyp.scratch.p5 augmentation
 # (4- and 9-image mosaic, scale 0.9, translate 0.2, MixUp 0.15; closed for the schedule's last
-# 15 epochs), OTA assignment and the OKS loss alone with the metainfo's sigmas, evaluated on
-# bilinear-shrunk images -- as the original's
+# 15 epochs), OTA assignment and the OKS loss alone with the metainfo's sigmas, keypoints
+# starting at the diagonal neighbour's cell centre, evaluated on bilinear-shrunk images -- as
+# the original's
 # `train.py --hyp data/hyp.scratch.p5.yaml` trains a keypoint head. BENCHMARKS.md (Accuracy)
 # compares it with the default recipe: `bench/accuracy.py --models ours ours+p5` applies this
 # file's recipe to any keypoint config.
@@ -32,7 +33,8 @@ val_pipeline = [
     *_base_.val_pipeline[2:],
 ]
 
-model = dict(head=dict(assigner=dict(type='YOLOv7OTAAssigner'), loss_kpt_aux=None))
+model = dict(head=dict(head_module=dict(kpt_prior='zero'), assigner=dict(type='YOLOv7OTAAssigner'),
+                       loss_kpt_aux=None))
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader

@@ -378,6 +378,7 @@ assign = a.ours_config('ours+ota_oks+cells5', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
+                prior=cfg.model.head.head_module.kpt_prior,
                 types=[s['type'] for s in pipe],
                 affine=[(s['translate'], s['scale']) for s in a._walk(pipe)
                         if s['type'] == 'KptRandomAffine'],
@@ -417,14 +418,17 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out['ours'] == dict(
         assigner='YOLOv5Assigner', aux=dict(type='KptScaledL1Loss', loss_weight=0.1),
+        prior='centre',
         types=['KptLoadImage', 'KptMosaic', 'KptRandomAffine', 'KptHSVRandomAug',
                'KptRandomFlip', 'KptFilterAnnotations', 'GenerateTarget', 'PackPoseInputs'],
         affine=[[0.1, 0.5]], shrink='area')
     assert out['p5']['assigner'] == 'YOLOv7OTAAssigner' and out['p5']['aux'] is None
+    assert out['p5']['prior'] == 'zero'
     assert out['p5']['types'][1:4] == ['RandomChoice', 'KptRandomAffine', 'KptMixUp']
     assert out['p5']['shrink'] == 'linear' and [0.2, 0.9] in out['p5']['affine']
-    # the original pose branch's recipe: p5's losses, YOLOv5 assignment, hyp.pose augmentation
-    assert out['orig'] == dict(out['ours'], aux=None)
+    # the original pose branch's recipe: p5's losses and keypoint init, YOLOv5 assignment,
+    # hyp.pose augmentation
+    assert out['orig'] == dict(out['ours'], aux=None, prior='zero')
     assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
     # the keypoint configs close the mosaic for the last half of any schedule, close10 (the
     # default before) and the p5 rows for the last tenth; the hook reads the bench's epochs

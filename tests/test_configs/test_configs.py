@@ -168,6 +168,7 @@ def _recipe(cfg):
     resize = next(s for s in cfg.val_dataloader.dataset.pipeline
                   if s['type'] == 'KptLetterResize')
     return dict(assigner=cfg.model.head.assigner['type'],
+                kpt_prior=cfg.model.head.head_module.get('kpt_prior', 'zero'),
                 aux=(cfg.model.head.get('loss_kpt_aux') or {}).get('type'),
                 sigma_warmup=cfg.default_hooks.kpt_sigma_warmup.warmup_ratio,
                 affine=(affine['translate'], affine['scale']),
@@ -183,22 +184,24 @@ def _recipe(cfg):
 def test_keypoint_configs_train_the_default_recipe(name):
     """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking + the
     loss's sigmas warmed up over half the epochs + the mosaic closed for the second half (and
-    validation every val_interval epochs to the end)."""
+    validation every val_interval epochs to the end) + keypoints starting at their cell's
+    centre."""
     assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
-        assigner='YOLOv5Assigner', aux='KptScaledL1Loss', affine=(0.1, 0.5), affine2=(0.1, 0.5),
-        mixup=[], mosaic9=[], eval_shrink='area', sigma_warmup=0.5, close=(None, 0.5),
-        dense_val=None)
+        assigner='YOLOv5Assigner', kpt_prior='centre', aux='KptScaledL1Loss', affine=(0.1, 0.5),
+        affine2=(0.1, 0.5), mixup=[], mosaic9=[], eval_shrink='area', sigma_warmup=0.5,
+        close=(None, 0.5), dense_val=None)
 
 
 def test_p5_config_is_the_seed_recipe():
     """hyp.scratch.p5 (4/9-image mosaic 0.8/0.2, translate 0.2, scale 0.9, MixUp 0.15; closed
     for the schedule's last 15 of 300 epochs, validated every epoch from there), OTA, OKS alone,
-    bilinear shrinking; everything else as turtle_kpt.py."""
+    bilinear shrinking, keypoints starting at the diagonal neighbour's centre (bias 0);
+    everything else as turtle_kpt.py."""
     p5 = Config.fromfile(CONFIGS / 'turtle_kpt_p5.py')
     assert _recipe(p5) == dict(
-        assigner='YOLOv7OTAAssigner', aux=None, affine=(0.2, 0.9), affine2=(0.2, 0.9),
-        mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear', sigma_warmup=0,
-        close=(15, None), dense_val=[(285, 1)])
+        assigner='YOLOv7OTAAssigner', kpt_prior='zero', aux=None, affine=(0.2, 0.9),
+        affine2=(0.2, 0.9), mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear',
+        sigma_warmup=0, close=(15, None), dense_val=[(285, 1)])
     default = Config.fromfile(CONFIGS / 'turtle_kpt.py')
     for cfg in (p5, default):  # compared by _recipe above
         cfg.train_cfg.pop('dynamic_intervals')
@@ -210,6 +213,8 @@ def test_p5_config_is_the_seed_recipe():
             cfg.default_hooks.close_mosaic.pop(key)
         cfg.default_hooks.kpt_sigma_warmup.pop('warmup_ratio')
     assert p5.default_hooks == default.default_hooks
+    for cfg in (p5, default):
+        cfg.model.head.head_module.pop('kpt_prior')
     assert {k: v for k, v in p5.model.head.items() if k not in ('assigner', 'loss_kpt_aux')} \
         == {k: v for k, v in default.model.head.items() if k not in ('assigner', 'loss_kpt_aux')}
 
