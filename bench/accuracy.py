@@ -154,8 +154,8 @@ VARIANTS: Dict[str, Callable] = {
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
     # keypoint conv init: every keypoint starts at its cell's centre (bias 0.5; the keypoint
-    # configs' default since the study) or at the diagonal neighbour's (bias 0; the default
-    # before, as the original's conv starts on average)
+    # configs' default from ae04e54 until the 300-epoch check) or at the diagonal neighbour's
+    # (bias 0, the configs' default, as the original's conv starts on average)
     'kpt_centre': lambda cfg: cfg.model.head.head_module.update(kpt_prior='centre'),
     'kpt_zero': lambda cfg: cfg.model.head.head_module.update(kpt_prior='zero'),
     # the OKS loss's sigmas (evaluation keeps the metainfo's; small sigmas make 1 - OKS flat a

@@ -55,9 +55,10 @@ model = dict(
         head_module=dict(
             type='YOLOv7HeadModule', num_classes=num_classes, in_channels=[256, 512, 1024],
             num_keypoints=num_keypoints, kpt_dim=kpt_dim, kpt_head='conv',
-            # every keypoint starts at its cell's centre, where the box branch starts its centre
-            # (keypoint-conv bias 0.5; the original's starts at the diagonal neighbour's)
-            kpt_prior='centre', featmap_strides=[8, 16, 32]),
+            # every keypoint starts at the diagonal neighbour's centre (keypoint-conv bias 0, as
+            # the original's conv starts on average); 'centre' (bias 0.5) won at 100 epochs on
+            # the study sets but lost at 300 epochs and on the held-out set (BENCHMARKS.md)
+            kpt_prior='zero', featmap_strides=[8, 16, 32]),
         img_size=img_scale[0],
         anchors=anchors,
         # YOLOv5's assignment (YOLO-Pose's ComputeLoss): every anchor within 4x of the box, at

@@ -375,6 +375,7 @@ peer = a.yoloxpose_config(args, 3, gt)
 study = a.ours_config('ours+dw_kpt+sigma_1k+close10', args, 3, gt)
 meta = a.ours_config('ours+sigma_meta', args, 3, gt)
 assign = a.ours_config('ours+ota_oks+cells5', args, 3, gt)
+centre = a.ours_config('ours+kpt_centre', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -383,7 +384,7 @@ def recipe(cfg):
                 affine=[(s['translate'], s['scale']) for s in a._walk(pipe)
                         if s['type'] == 'KptRandomAffine'],
                 shrink=cfg.val_dataloader.dataset.pipeline[1].get('shrink_interpolation'))
-out = dict(ours=recipe(ours), p5=recipe(p5), orig=recipe(orig))
+out = dict(ours=recipe(ours), p5=recipe(p5), orig=recipe(orig), centre=recipe(centre))
 out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_dataloader.batch_size,
                   c.randomness.seed, c.val_evaluator.ann_file, c.val_evaluator.type)
                  for c in (ours, p5, peer)]
@@ -418,7 +419,7 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out['ours'] == dict(
         assigner='YOLOv5Assigner', aux=dict(type='KptScaledL1Loss', loss_weight=0.1),
-        prior='centre',
+        prior='zero',
         types=['KptLoadImage', 'KptMosaic', 'KptRandomAffine', 'KptHSVRandomAug',
                'KptRandomFlip', 'KptFilterAnnotations', 'GenerateTarget', 'PackPoseInputs'],
         affine=[[0.1, 0.5]], shrink='area')
@@ -428,7 +429,9 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     assert out['p5']['shrink'] == 'linear' and [0.2, 0.9] in out['p5']['affine']
     # the original pose branch's recipe: p5's losses and keypoint init, YOLOv5 assignment,
     # hyp.pose augmentation
-    assert out['orig'] == dict(out['ours'], aux=None, prior='zero')
+    assert out['orig'] == dict(out['ours'], aux=None)
+    # kpt_centre: every keypoint starting at its cell's centre, nothing else changed
+    assert out['centre'] == dict(out['ours'], prior='centre')
     assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
     # the keypoint configs close the mosaic for the last half of any schedule, close10 (the
     # default before) and the p5 rows for the last tenth; the hook reads the bench's epochs

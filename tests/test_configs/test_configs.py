@@ -184,10 +184,10 @@ def _recipe(cfg):
 def test_keypoint_configs_train_the_default_recipe(name):
     """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking + the
     loss's sigmas warmed up over half the epochs + the mosaic closed for the second half (and
-    validation every val_interval epochs to the end) + keypoints starting at their cell's
-    centre."""
+    validation every val_interval epochs to the end) + keypoints starting at the diagonal
+    neighbour's centre (keypoint-conv bias 0)."""
     assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
-        assigner='YOLOv5Assigner', kpt_prior='centre', aux='KptScaledL1Loss', affine=(0.1, 0.5),
+        assigner='YOLOv5Assigner', kpt_prior='zero', aux='KptScaledL1Loss', affine=(0.1, 0.5),
         affine2=(0.1, 0.5), mixup=[], mosaic9=[], eval_shrink='area', sigma_warmup=0.5,
         close=(None, 0.5), dense_val=None)
 
