@@ -22,8 +22,10 @@ NMS, flip indices, loss sigmas). What this script changes, all at run time and i
   scale, as ``yolov7-w6-pose.yaml``) in place of ``IDetect``; ``MP`` / ``SP``, absent from the
   pose branch's ``models/common.py``, become ``nn.MaxPool2d`` with the same kernel, stride and
   padding.
-* **Environment:** ``np.int`` (gone in NumPy 1.24) aliases ``int``; ``seaborn`` (label plots
-  only) is a no-op stub when missing; ``torch.load`` reads its own checkpoints with
+* **Environment:** the third-party modules its code imports (``ITS_IMPORTS``; ``requests`` is
+  the one the plugin's environment lacks) are checked before anything runs, and a missing one
+  stops the run with the ``pip install`` line; ``np.int`` (gone in NumPy 1.24) aliases ``int``;
+  ``seaborn`` (label plots only) is a no-op stub when missing; ``torch.load`` reads its own checkpoints with
   ``weights_only=False`` (torch >= 2.6 default); ``init_seeds`` takes ``--seed`` (its
   ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid indices with
   float-tensor bounds, refused since torch 1.12, gets integer bounds; ``last.pt`` is copied every ``--val-interval`` epochs so
@@ -149,9 +151,26 @@ def _metainfo(path: str) -> dict:
     return parse_pose_metainfo(dict(from_file=str(Path(path).resolve())))
 
 
+# third-party modules the branch's train.py / test.py import at load time (module -> pip name);
+# seaborn is stubbed when absent (see _install_shims)
+ITS_IMPORTS = {'requests': 'requests', 'tqdm': 'tqdm', 'pandas': 'pandas', 'yaml': 'pyyaml',
+               'matplotlib': 'matplotlib', 'scipy': 'scipy', 'cv2': 'opencv-python',
+               'PIL': 'pillow', 'tensorboard': 'tensorboard'}
+
+
+def missing_imports(modules: Dict[str, str] = ITS_IMPORTS) -> List[str]:
+    """The pip names of the ``modules`` this interpreter cannot find."""
+    import importlib.util
+    return [pip for module, pip in modules.items() if importlib.util.find_spec(module) is None]
+
+
 def prepare(args: argparse.Namespace, work: Path) -> Dict[str, str]:
     """The branch's data yaml, model yaml and label layout under ``work``; returns the paths."""
     import yaml
+    missing = missing_imports()
+    if missing:
+        raise SystemExit(f'the original pose branch imports {", ".join(missing)}, missing from '
+                         f'{sys.executable}: pip install {" ".join(missing)}')
     meta = _metainfo(args.metainfo)
     num_keypoints = int(meta['num_keypoints'])
     if num_keypoints > NUM_SLOTS:

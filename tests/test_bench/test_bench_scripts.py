@@ -516,6 +516,13 @@ sys.path.insert(0, str(root))
 p._skip_test(root)
 import test
 out['skip_test'] = [list(v) for v in test.test(dict(nc=2), batch_size=16)]
+# a module the branch imports and this interpreter lacks stops the run before anything is written
+out['missing'] = p.missing_imports({{'json': 'json', 'no_such_module_xyz': 'xyz-pip'}})
+p.ITS_IMPORTS['no_such_module_xyz'] = 'xyz-pip'
+try:
+    p.prepare(None, None)
+except SystemExit as e:
+    out['prepare'] = str(e)
 print(json.dumps(out, default=sorted))
 """
 
@@ -523,7 +530,8 @@ print(json.dumps(out, default=sorted))
 def test_yolov7_pose_peer_labels_and_model(tmp_path):
     """The original pose branch's 56-column labels (K keypoints in the first slots, the rest
     unlabelled, errors name file and line), listed --repeat times, yolov7-tiny turned into its
-    keypoint model, and its test pass replaced by zeros (--skip-test)."""
+    keypoint model, its test pass replaced by zeros (--skip-test), and the modules its code
+    imports checked before a run."""
     code = YOLOV7_PEER.format(images=str(SAMPLE / 'train' / 'images'), tmp=str(tmp_path))
     proc = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'bench',
                           capture_output=True, text=True, timeout=300)
@@ -543,6 +551,9 @@ def test_yolov7_pose_peer_labels_and_model(tmp_path):
     assert out['repeat'] == [3 * images, [first.name, f'{first.stem}_r1{first.suffix}',
                                           f'{first.stem}_r2{first.suffix}'], [True], 1]
     assert out['skip_test'] == [[0] * 7, [0, 0], [0, 0, 0]]
+    assert out['missing'] == ['xyz-pip']
+    assert out['prepare'].startswith('the original pose branch imports ')
+    assert out['prepare'].endswith(' xyz-pip') and 'pip install ' in out['prepare']
 
 
 def test_accuracy_bench_yolov7pose_needs_its_checkout():
