@@ -331,15 +331,47 @@ def yoloxpose_config(args: argparse.Namespace, seed: int, gt_file: str):
     return _common_settings(cfg, seed)
 
 
-def yolov7pose_command(args: argparse.Namespace, seed: int, gt_file: str,
-                       work_dir: Path) -> List[str]:
-    """``bench/yolov7_pose_peer.py`` on the bench's data, budget and ground truth."""
+def check_yolov7pose(args: argparse.Namespace) -> None:
+    """What the ``yolov7pose`` peer needs: the original's checkout and model file, a YOLO
+    layout, and the modules its code imports."""
     if not (args.yolov7_root and args.yolov7_tiny_cfg):
         raise SystemExit('yolov7pose needs --yolov7-root (a checkout of the pose branch) and '
                          "--yolov7-tiny-cfg (the main branch's cfg/training/yolov7-tiny.yaml)")
+    if not (Path(args.yolov7_root) / 'train.py').is_file():
+        raise SystemExit(f'yolov7pose: --yolov7-root {args.yolov7_root} has no train.py '
+                         '(a checkout of the pose branch of WongKinYiu/yolov7)')
+    if not Path(args.yolov7_tiny_cfg).is_file():
+        raise SystemExit(f'yolov7pose: --yolov7-tiny-cfg {args.yolov7_tiny_cfg}: no such file')
     if args.coco_train or args.data_yaml:
         raise SystemExit('yolov7pose reads a YOLO layout given by --train-images / '
                          '--val-images, not --coco-train or --data-yaml')
+    from yolov7_pose_peer import missing_imports
+    missing = missing_imports()
+    if missing:
+        raise SystemExit(f'yolov7pose: the original pose branch imports {", ".join(missing)}, '
+                         f'missing from {sys.executable}: pip install {" ".join(missing)}')
+
+
+def check_models(args: argparse.Namespace) -> None:
+    """Build every ``--models`` entry once before the first run trains: a typo, an unknown
+    variant or a missing peer requirement would otherwise stop the bench only when that
+    model's turn comes, an hour in (and a misspelt peer would have trained ``ours``)."""
+    for spec in dict.fromkeys(args.models):
+        if spec == 'yolov7pose':
+            check_yolov7pose(args)
+        elif spec == 'yoloxpose':
+            yoloxpose_config(args, 0, '<ground truth>')
+        elif spec.split('+')[0].split('@')[0] == 'ours':
+            ours_config(spec, args, 0, '<ground truth>')
+        else:
+            raise SystemExit(f"unknown model {spec!r}: 'ours[@CONFIG][+variant...]', "
+                             "'yoloxpose' or 'yolov7pose'")
+
+
+def yolov7pose_command(args: argparse.Namespace, seed: int, gt_file: str,
+                       work_dir: Path) -> List[str]:
+    """``bench/yolov7_pose_peer.py`` on the bench's data, budget and ground truth."""
+    check_yolov7pose(args)
     return [sys.executable, str(REPO_ROOT / 'bench' / 'yolov7_pose_peer.py'),
             '--yolov7-root', str(Path(args.yolov7_root).resolve()),
             '--tiny-cfg', str(Path(args.yolov7_tiny_cfg).resolve()),
@@ -505,6 +537,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
+    if not args.summarise_only:
+        check_models(args)
     started = utc_now()
     out_dir = Path(args.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -567,6 +567,50 @@ def test_accuracy_bench_yolov7pose_needs_its_checkout():
     assert 'yolov7pose needs --yolov7-root' in proc.stderr
 
 
+MISSING_MODULE = """
+import runpy, sys
+import yolov7_pose_peer as p
+p.ITS_IMPORTS['no_such_module_xyz'] = 'xyz-pip'  # a module the original imports, not installed
+sys.argv = ['accuracy.py', '--models', 'ours', 'yolov7pose', '--data-root', {root!r},
+            '--train-images', 'train/images', '--val-images', 'val/images',
+            '--yolov7-root', {tmp!r}, '--yolov7-tiny-cfg', {tiny!r}, '--out-dir', {out!r}]
+runpy.run_path('accuracy.py', run_name='__main__')
+"""
+
+
+def _accuracy_bench(*models: str, tmp_path: Path, code: str = MISSING_MODULE):
+    (tmp_path / 'train.py').write_text('')
+    (tmp_path / 'tiny.yaml').write_text('')
+    code = code.format(root=str(SAMPLE), tmp=str(tmp_path), tiny=str(tmp_path / 'tiny.yaml'),
+                       out=str(tmp_path / 'out'))
+    if models:
+        code = code.replace("'--models', 'ours', 'yolov7pose'",
+                            ', '.join(["'--models'"] + [repr(m) for m in models]))
+    return subprocess.run([sys.executable, '-c', code], cwd=REPO / 'bench', capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def test_accuracy_bench_yolov7pose_names_missing_modules_before_training(tmp_path):
+    """A module the original's code imports is missing: the bench stops before any model
+    trains (``ours`` comes first in --models) and names the pip install."""
+    proc = _accuracy_bench(tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert 'yolov7pose: the original pose branch imports' in proc.stderr, proc.stderr[-2000:]
+    assert 'xyz-pip' in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / 'out').exists()  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize('models, message', [
+    (('yoloxpose', 'yoloxpos'), "unknown model 'yoloxpos'"),  # once trained `ours` silently
+    (('yoloxpose', 'ours+no_such_variant'), "unknown variant 'no_such_variant'"),
+])
+def test_accuracy_bench_checks_every_model_before_the_first_trains(tmp_path, models, message):
+    proc = _accuracy_bench(*models, tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+    assert not (tmp_path / 'out').exists()
+
+
 CHECK_REVISION = """
 import _common as c
 head = ['aaa']
