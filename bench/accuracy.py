@@ -345,11 +345,8 @@ def check_yolov7pose(args: argparse.Namespace) -> None:
     if args.coco_train or args.data_yaml:
         raise SystemExit('yolov7pose reads a YOLO layout given by --train-images / '
                          '--val-images, not --coco-train or --data-yaml')
-    from yolov7_pose_peer import missing_imports
-    missing = missing_imports()
-    if missing:
-        raise SystemExit(f'yolov7pose: the original pose branch imports {", ".join(missing)}, '
-                         f'missing from {sys.executable}: pip install {" ".join(missing)}')
+    from yolov7_pose_peer import check_its_imports
+    check_its_imports()
 
 
 def check_models(args: argparse.Namespace) -> None:

@@ -25,11 +25,11 @@ NMS, flip indices, loss sigmas). What this script changes, all at run time and i
 * **Environment:** the third-party modules its code imports (``ITS_IMPORTS``; ``requests`` is
   the one the plugin's environment lacks) are checked before anything runs, and a missing one
   stops the run with the ``pip install`` line; ``np.int`` (gone in NumPy 1.24) aliases ``int``;
-  ``seaborn`` (label plots only) is a no-op stub when missing; ``torch.load`` reads its own checkpoints with
-  ``weights_only=False`` (torch >= 2.6 default); ``init_seeds`` takes ``--seed`` (its
-  ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid indices with
-  float-tensor bounds, refused since torch 1.12, gets integer bounds; ``last.pt`` is copied every ``--val-interval`` epochs so
-  the bench has a curve.
+  ``seaborn`` (label plots only) is a no-op stub when missing; ``torch.load`` reads its own
+  checkpoints with ``weights_only=False`` (torch >= 2.6 default); ``init_seeds`` takes
+  ``--seed`` (its ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid
+  indices with float-tensor bounds, refused since torch 1.12, gets integer bounds; ``last.pt``
+  is copied every ``--val-interval`` epochs so the bench has a curve.
 * **Speed runs** (``bench/end_to_end.py``): ``--repeat N`` lists every training image N times
   (as a ``RepeatDataset`` does for ours), ``--skip-test`` replaces its ``test.py`` pass by zeros
   (its ``train.py`` runs it after the final epoch even with ``--notest``), and
@@ -164,13 +164,18 @@ def missing_imports(modules: Dict[str, str] = ITS_IMPORTS) -> List[str]:
     return [pip for module, pip in modules.items() if importlib.util.find_spec(module) is None]
 
 
-def prepare(args: argparse.Namespace, work: Path) -> Dict[str, str]:
-    """The branch's data yaml, model yaml and label layout under ``work``; returns the paths."""
-    import yaml
+def check_its_imports() -> None:
+    """Stop with the ``pip install`` line when a module of ``ITS_IMPORTS`` is missing."""
     missing = missing_imports()
     if missing:
         raise SystemExit(f'the original pose branch imports {", ".join(missing)}, missing from '
                          f'{sys.executable}: pip install {" ".join(missing)}')
+
+
+def prepare(args: argparse.Namespace, work: Path) -> Dict[str, str]:
+    """The branch's data yaml, model yaml and label layout under ``work``; returns the paths."""
+    import yaml
+    check_its_imports()
     meta = _metainfo(args.metainfo)
     num_keypoints = int(meta['num_keypoints'])
     if num_keypoints > NUM_SLOTS:

@@ -571,21 +571,18 @@ MISSING_MODULE = """
 import runpy, sys
 import yolov7_pose_peer as p
 p.ITS_IMPORTS['no_such_module_xyz'] = 'xyz-pip'  # a module the original imports, not installed
-sys.argv = ['accuracy.py', '--models', 'ours', 'yolov7pose', '--data-root', {root!r},
+sys.argv = ['accuracy.py', '--models', *{models!r}, '--data-root', {root!r},
             '--train-images', 'train/images', '--val-images', 'val/images',
             '--yolov7-root', {tmp!r}, '--yolov7-tiny-cfg', {tiny!r}, '--out-dir', {out!r}]
 runpy.run_path('accuracy.py', run_name='__main__')
 """
 
 
-def _accuracy_bench(*models: str, tmp_path: Path, code: str = MISSING_MODULE):
+def _accuracy_bench(*models: str, tmp_path: Path):
     (tmp_path / 'train.py').write_text('')
     (tmp_path / 'tiny.yaml').write_text('')
-    code = code.format(root=str(SAMPLE), tmp=str(tmp_path), tiny=str(tmp_path / 'tiny.yaml'),
-                       out=str(tmp_path / 'out'))
-    if models:
-        code = code.replace("'--models', 'ours', 'yolov7pose'",
-                            ', '.join(["'--models'"] + [repr(m) for m in models]))
+    code = MISSING_MODULE.format(models=list(models), root=str(SAMPLE), tmp=str(tmp_path),
+                                 tiny=str(tmp_path / 'tiny.yaml'), out=str(tmp_path / 'out'))
     return subprocess.run([sys.executable, '-c', code], cwd=REPO / 'bench', capture_output=True,
                           text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
@@ -593,9 +590,9 @@ def _accuracy_bench(*models: str, tmp_path: Path, code: str = MISSING_MODULE):
 def test_accuracy_bench_yolov7pose_names_missing_modules_before_training(tmp_path):
     """A module the original's code imports is missing: the bench stops before any model
     trains (``ours`` comes first in --models) and names the pip install."""
-    proc = _accuracy_bench(tmp_path=tmp_path)
+    proc = _accuracy_bench('ours', 'yolov7pose', tmp_path=tmp_path)
     assert proc.returncode != 0
-    assert 'yolov7pose: the original pose branch imports' in proc.stderr, proc.stderr[-2000:]
+    assert 'the original pose branch imports' in proc.stderr, proc.stderr[-2000:]
     assert 'xyz-pip' in proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / 'out').exists()  # nothing trained, nothing written
 
