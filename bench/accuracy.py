@@ -19,7 +19,9 @@ Models (``--models``):
   as the comparison needs: the data, the number of keypoints and their sigmas, the input size
   (its multi-scale range scaled alike), the epochs (its schedule's milestones scaled alike), the
   batch; no pretrained backbone (both sides from scratch); its own optimizer, augmentation,
-  assigner and losses.
+  assigner and losses. ``yoloxpose+auto_lr`` (:data:`PEER_VARIANTS`) is the same run with its
+  learning rate scaled to the bench's batch, as MMPose's ``tools/train.py --auto-scale-lr``
+  scales it (the shipped lr is for 256 images a step).
 
 * ``yolov7pose``: the original YOLOv7 pose branch's own ``train.py --hyp data/hyp.pose.yaml``
   from the checkout ``--yolov7-root``, yolov7-tiny (``--yolov7-tiny-cfg``, the main branch's
@@ -171,6 +173,27 @@ VARIANTS: Dict[str, Callable] = {
 }
 
 
+# a peer's variants: how a user of that peer's own tools could run it, not our recipe on it
+PEER_VARIANTS: Dict[str, Callable] = {
+    # MMPose's `tools/train.py --auto-scale-lr`: MMEngine's Runner scales the optimizer's lr by
+    # the real batch over the config's auto_scale_lr.base_batch_size (256 for YOLOX-Pose)
+    'auto_lr': lambda cfg: cfg.auto_scale_lr.update(enable=True),
+}
+
+
+def _apply_variants(spec: str, cfg, variants: Dict[str, Callable]) -> None:
+    for variant in spec.split('+')[1:]:
+        if variant not in variants:
+            raise SystemExit(f'unknown variant {variant!r} in {spec!r}; known: '
+                             f'{", ".join(sorted(variants))}')
+        variants[variant](cfg)
+
+
+def model_name(spec: str) -> str:
+    """``ours``, ``yoloxpose`` or ``yolov7pose`` from a ``--models`` entry."""
+    return spec.split('+')[0].split('@')[0]
+
+
 def _sigma_warmup(cfg, ratio: float, **head) -> None:
     """The OKS loss's sigmas warmed up from 1/K over ``ratio`` of the epochs (0: off), with
     ``head`` settings (e.g. ``kpt_sigmas``)."""
@@ -236,7 +259,7 @@ def ours_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
     """The plugin's config for ``ours[@CONFIG][+variant...]`` on the bench's data and budget."""
     from mmengine.config import Config
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
-    name, *variants = spec.split('+')
+    name = spec.split('+')[0]
     config = name.split('@', 1)[1] if '@' in name else args.ours_config
     cfg = Config.fromfile(str(REPO_ROOT / config))
     if tuple(cfg.img_scale) != (args.img_size, args.img_size):
@@ -261,16 +284,13 @@ def ours_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
     cfg.train_cfg.update(max_epochs=args.epochs, val_interval=args.val_interval,
                          dynamic_intervals=None)
     cfg.val_evaluator = cfg.test_evaluator = _evaluator(gt_file)
-    for variant in variants:
-        if variant not in VARIANTS:
-            raise SystemExit(f'unknown variant {variant!r} in {spec!r}; known: '
-                             f'{", ".join(sorted(VARIANTS))}')
-        VARIANTS[variant](cfg)
+    _apply_variants(spec, cfg, VARIANTS)
     return _common_settings(cfg, seed)
 
 
-def yoloxpose_config(args: argparse.Namespace, seed: int, gt_file: str):
-    """MMPose's YOLOX-Pose-tiny config on the bench's data and budget, from scratch."""
+def yoloxpose_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
+    """MMPose's YOLOX-Pose-tiny config on the bench's data and budget, from scratch, for
+    ``yoloxpose[+variant...]`` (:data:`PEER_VARIANTS`)."""
     import mmpose
     from mmengine.config import Config
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
@@ -328,6 +348,7 @@ def yoloxpose_config(args: argparse.Namespace, seed: int, gt_file: str):
     cfg.default_hooks.checkpoint.update(interval=args.val_interval, save_best='coco/AP',
                                         rule='greater')
     cfg.val_evaluator = cfg.test_evaluator = _evaluator(gt_file)
+    _apply_variants(spec, cfg, PEER_VARIANTS)
     return _common_settings(cfg, seed)
 
 
@@ -356,13 +377,13 @@ def check_models(args: argparse.Namespace) -> None:
     for spec in dict.fromkeys(args.models):
         if spec == 'yolov7pose':
             check_yolov7pose(args)
-        elif spec == 'yoloxpose':
-            yoloxpose_config(args, 0, '<ground truth>')
-        elif spec.split('+')[0].split('@')[0] == 'ours':
+        elif model_name(spec) == 'yoloxpose' and '@' not in spec:
+            yoloxpose_config(spec, args, 0, '<ground truth>')
+        elif model_name(spec) == 'ours':
             ours_config(spec, args, 0, '<ground truth>')
         else:
             raise SystemExit(f"unknown model {spec!r}: 'ours[@CONFIG][+variant...]', "
-                             "'yoloxpose' or 'yolov7pose'")
+                             "'yoloxpose[+variant...]' or 'yolov7pose'")
 
 
 def yolov7pose_command(args: argparse.Namespace, seed: int, gt_file: str,
@@ -401,7 +422,7 @@ def run_one(spec: str, seed: int, args: argparse.Namespace, gt_file: str, out_di
     if spec == 'yolov7pose':
         cmd = yolov7pose_command(args, seed, gt_file, work_dir)
     else:
-        cfg = yoloxpose_config(args, seed, gt_file) if spec == 'yoloxpose' \
+        cfg = yoloxpose_config(spec, args, seed, gt_file) if model_name(spec) == 'yoloxpose' \
             else ours_config(spec, args, seed, gt_file)
         cfg.dump(str(work_dir / 'bench_config.py'))
         cmd = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'),
@@ -508,7 +529,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     data.add_argument('--metainfo', default=str(REPO_ROOT / 'configs/_base_/datasets/tiger.py'),
                       help='MMPose metainfo file: keypoint names, flip pairs, sigmas')
     parser.add_argument('--models', nargs='+', default=['ours', 'yoloxpose'],
-                        help="'ours[@CONFIG][+variant...]', 'yoloxpose' and/or 'yolov7pose'")
+                        help="'ours[@CONFIG][+variant...]', 'yoloxpose[+variant...]' "
+                        "and/or 'yolov7pose'")
     parser.add_argument('--yolov7-root', help='checkout of the original pose branch '
                         '(for yolov7pose)')
     parser.add_argument('--yolov7-tiny-cfg', help="the original main branch's "

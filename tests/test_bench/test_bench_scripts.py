@@ -371,7 +371,8 @@ gt = 'gt.json'
 ours = a.ours_config('ours', args, 3, gt)
 p5 = a.ours_config('ours+p5', args, 3, gt)
 orig = a.ours_config('ours+p5+v5+pose_aug+area_eval', args, 3, gt)
-peer = a.yoloxpose_config(args, 3, gt)
+peer = a.yoloxpose_config('yoloxpose', args, 3, gt)
+peer_lr = a.yoloxpose_config('yoloxpose+auto_lr', args, 3, gt)
 study = a.ours_config('ours+dw_kpt+sigma_1k+close10', args, 3, gt)
 meta = a.ours_config('ours+sigma_meta', args, 3, gt)
 assign = a.ours_config('ours+ota_oks+cells5', args, 3, gt)
@@ -405,6 +406,9 @@ out['peer'] = dict(
     sched=[(s.type, s.begin, s.end) for s in peer.param_scheduler],
     switch=[h.num_last_epochs for h in peer.custom_hooks if h.type == 'YOLOXPoseModeSwitchHook'],
     dataset=peer.train_dataloader.dataset.type, oks=peer.model.head.assigner.oks_calculator)
+out['peer_lr'] = dict(scale=[c.auto_scale_lr for c in (peer, peer_lr)],
+                      same=dict(peer_lr.to_dict(), auto_scale_lr=None)
+                      == dict(peer.to_dict(), auto_scale_lr=None))
 print(json.dumps(out, default=list))
 """
 
@@ -452,6 +456,40 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
                ['ConstantLR', 28, 30]],
         switch=[2], dataset='YOLOKptDataset',
         oks=dict(type='PoseOKS', metainfo=str(REPO / 'configs/_base_/datasets/tiger.py')))
+    # yoloxpose+auto_lr: the shipped run with MMPose's --auto-scale-lr switch on, nothing else
+    assert out['peer_lr'] == dict(scale=[dict(base_batch_size=256),
+                                         dict(base_batch_size=256, enable=True)], same=True)
+
+
+PEER_LR = """
+import json, sys
+import accuracy as a
+from mmengine.runner import Runner
+args = a.parse_args(['--data-root', {sample!r}, '--data-yaml', 'tiger.yaml', '--batch', '4',
+                     '--workers', '0'])
+lrs = []
+for spec in ('yoloxpose', 'yoloxpose+auto_lr'):
+    cfg = a.yoloxpose_config(spec, args, 0, 'gt.json')
+    cfg.work_dir = sys.argv[1] + '/' + spec
+    runner = Runner.from_cfg(cfg)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    runner.scale_lr(runner.optim_wrapper, runner.auto_scale_lr)  # as Runner.train() does
+    lrs.append(sorted({{g['lr'] for g in runner.optim_wrapper.optimizer.param_groups}}))
+print(json.dumps(lrs))
+"""
+
+
+def test_accuracy_bench_peer_auto_lr_scales_the_shipped_lr_to_the_batch(tmp_path):
+    """``yoloxpose+auto_lr`` trains with MMPose's AdamW lr 0.004 (for 256 images a step)
+    scaled by MMEngine's Runner to the bench's batch: 0.004 * 4 / 256 at batch 4."""
+    proc = subprocess.run(
+        [sys.executable, '-c', PEER_LR.format(sample=str(SAMPLE)), str(tmp_path)],
+        cwd=REPO / 'bench', capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shipped, scaled = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert shipped == [0.004]
+    assert scaled == [pytest.approx(0.004 * 4 / 256)]
 
 
 @pytest.mark.slow
@@ -600,6 +638,7 @@ def test_accuracy_bench_yolov7pose_names_missing_modules_before_training(tmp_pat
 @pytest.mark.parametrize('models, message', [
     (('yoloxpose', 'yoloxpos'), "unknown model 'yoloxpos'"),  # once trained `ours` silently
     (('yoloxpose', 'ours+no_such_variant'), "unknown variant 'no_such_variant'"),
+    (('ours', 'yoloxpose+sigma_1k'), "unknown variant 'sigma_1k'"),  # ours' variants, not its
 ])
 def test_accuracy_bench_checks_every_model_before_the_first_trains(tmp_path, models, message):
     proc = _accuracy_bench(*models, tmp_path=tmp_path)
