@@ -189,11 +189,6 @@ def _apply_variants(spec: str, cfg, variants: Dict[str, Callable]) -> None:
         variants[variant](cfg)
 
 
-def model_name(spec: str) -> str:
-    """``ours``, ``yoloxpose`` or ``yolov7pose`` from a ``--models`` entry."""
-    return spec.split('+')[0].split('@')[0]
-
-
 def _sigma_warmup(cfg, ratio: float, **head) -> None:
     """The OKS loss's sigmas warmed up from 1/K over ``ratio`` of the epochs (0: off), with
     ``head`` settings (e.g. ``kpt_sigmas``)."""
@@ -370,6 +365,18 @@ def check_yolov7pose(args: argparse.Namespace) -> None:
     check_its_imports()
 
 
+def config_builder(spec: str) -> Callable:
+    """``ours_config`` or ``yoloxpose_config``, whichever builds the ``--models`` entry ``spec``
+    (``yolov7pose`` runs the original's own code, no config)."""
+    name = spec.split('+')[0]
+    if name == 'yoloxpose':
+        return yoloxpose_config
+    if name.split('@')[0] == 'ours':
+        return ours_config
+    raise SystemExit(f"unknown model {spec!r}: 'ours[@CONFIG][+variant...]', "
+                     "'yoloxpose[+variant...]' or 'yolov7pose'")
+
+
 def check_models(args: argparse.Namespace) -> None:
     """Build every ``--models`` entry once before the first run trains: a typo, an unknown
     variant or a missing peer requirement would otherwise stop the bench only when that
@@ -377,13 +384,8 @@ def check_models(args: argparse.Namespace) -> None:
     for spec in dict.fromkeys(args.models):
         if spec == 'yolov7pose':
             check_yolov7pose(args)
-        elif model_name(spec) == 'yoloxpose' and '@' not in spec:
-            yoloxpose_config(spec, args, 0, '<ground truth>')
-        elif model_name(spec) == 'ours':
-            ours_config(spec, args, 0, '<ground truth>')
         else:
-            raise SystemExit(f"unknown model {spec!r}: 'ours[@CONFIG][+variant...]', "
-                             "'yoloxpose[+variant...]' or 'yolov7pose'")
+            config_builder(spec)(spec, args, 0, '<ground truth>')
 
 
 def yolov7pose_command(args: argparse.Namespace, seed: int, gt_file: str,
@@ -422,8 +424,7 @@ def run_one(spec: str, seed: int, args: argparse.Namespace, gt_file: str, out_di
     if spec == 'yolov7pose':
         cmd = yolov7pose_command(args, seed, gt_file, work_dir)
     else:
-        cfg = yoloxpose_config(spec, args, seed, gt_file) if model_name(spec) == 'yoloxpose' \
-            else ours_config(spec, args, seed, gt_file)
+        cfg = config_builder(spec)(spec, args, seed, gt_file)
         cfg.dump(str(work_dir / 'bench_config.py'))
         cmd = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'),
                str(work_dir / 'bench_config.py'), '--work-dir', str(work_dir)]
