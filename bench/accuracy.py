@@ -27,7 +27,9 @@ Models (``--models``):
   from the checkout ``--yolov7-root``, yolov7-tiny (``--yolov7-tiny-cfg``, the main branch's
   ``cfg/training/yolov7-tiny.yaml``) with its keypoint head, run and scored by
   ``bench/yolov7_pose_peer.py``, which says what it adapts at run time (the branch hard-codes
-  COCO's 17 keypoints, flip pairs and sigmas). YOLO layout with image folders only.
+  COCO's 17 keypoints, flip pairs and sigmas). YOLO layout with image folders only. A run of
+  it whose weights turn NaN stops at that epoch and is reported under ``diverged`` (seed, epoch,
+  its best OKS AP before), not averaged into the model's figures.
 
 Data: a YOLO layout (``--data-root`` with ``--data-yaml``, or ``--train-images`` /
 ``--val-images`` folders with ``labels/`` beside ``images/``) or COCO json
@@ -51,6 +53,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from _common import (REPO_ROOT, machine_info, print_table, result_payload, start_revision,
                      utc_now, write_json)
+from yolov7_pose_peer import DIVERGED_FILE
 
 YOLOXPOSE_CFG = 'configs/body_2d_keypoint/yoloxpose/coco/yoloxpose_tiny_4xb64-300e_coco-416.py'
 YOLOXPOSE_SIZE = 416  # the input size of that config; its multi-scale range scales with it
@@ -60,7 +63,7 @@ METRIC_KEYS = {  # report name -> key in the evaluator's output
     'err_px': 'kpt/mean_err_px', 'pck': 'kpt/pck'
 }
 HEADERS = ['model', 'seeds', 'epochs', 'OKS AP', 'AP50', 'AP75', 'box mAP', 'px error', 'PCK',
-           'best AP', 'minutes']
+           'best AP', 'minutes', 'diverged']
 
 
 # ----------------------------------------------------------------------------- study variants
@@ -461,18 +464,33 @@ def read_curve(work_dir: Path) -> List[Dict[str, float]]:
     return curve
 
 
+def read_divergence(work_dir: Path) -> Optional[dict]:
+    """``{'epoch': N, 'non_finite': where}`` when the run stopped on non-finite weights (the
+    ``yolov7pose`` peer writes it, :func:`yolov7_pose_peer.checkpoint_saver`), else None."""
+    path = Path(work_dir) / DIVERGED_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def summarise(runs: Sequence[dict]) -> List[dict]:
-    """Per model: mean and min..max over seeds of the last evaluation and of the best AP."""
+    """Per model: mean and min..max over seeds of the last evaluation and of the best AP.
+
+    A run that diverged (``run['diverged']``) is listed under ``diverged`` with its epoch and
+    its best AP before it, not averaged in: its last evaluation is of NaN weights. A model whose
+    every run diverged has no figures (None)."""
     by_model: Dict[str, List[dict]] = {}
     for run in runs:
         by_model.setdefault(run['model'], []).append(run)
     rows = []
     for model, model_runs in by_model.items():
+        trained = [r for r in model_runs if not r.get('diverged')]
         row = dict(model=model, seeds=[r['seed'] for r in model_runs],
-                   epochs=model_runs[0]['curve'][-1]['epoch'])
+                   epochs=max(r['curve'][-1]['epoch'] for r in trained or model_runs),
+                   diverged=[dict(seed=r['seed'], epoch=r['diverged']['epoch'],
+                                  non_finite=r['diverged']['non_finite'], best_AP=r['best_AP'])
+                             for r in model_runs if r.get('diverged')])
         for name in list(METRIC_KEYS) + ['best_AP', 'minutes']:
             values = [r['curve'][-1][name] if name in METRIC_KEYS else r[name]
-                      for r in model_runs]
+                      for r in trained]
             values = [v for v in values if v is not None]
             row[name] = dict(mean=statistics.fmean(values), min=min(values), max=max(values),
                              values=values) if values else None
@@ -488,10 +506,15 @@ def _cell(stat: Optional[dict], digits: int = 3) -> str:
     return f'{stat["mean"]:.{digits}f} ({stat["min"]:.{digits}f}-{stat["max"]:.{digits}f})'
 
 
+def _diverged_cell(diverged: Sequence[dict]) -> str:
+    return ', '.join(f'seed {d["seed"]} at epoch {d["epoch"]}' for d in diverged) or '-'
+
+
 def table_rows(summary: Sequence[dict]) -> List[list]:
     return [[row['model'], len(row['seeds']), row['epochs'], _cell(row['AP']), _cell(row['AP50']),
              _cell(row['AP75']), _cell(row['box_mAP']), _cell(row['err_px'], 1),
-             _cell(row['pck']), _cell(row['best_AP']), _cell(row['minutes'], 1)]
+             _cell(row['pck']), _cell(row['best_AP']), _cell(row['minutes'], 1),
+             _diverged_cell(row['diverged'])]
             for row in summary]
 
 
@@ -589,10 +612,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                 failed.append(f'{spec} seed {seed}: {error}')
                 continue
             minutes = (time.time() - proc.started) / 60 if proc.started else None
+            diverged = read_divergence(work_dir)
             runs.append(dict(model=spec, seed=seed, work_dir=str(work_dir), curve=curve,
-                             best_AP=max(p['AP'] for p in curve), minutes=minutes))
-            print(f'[accuracy] {spec} seed {seed}: last OKS AP {curve[-1]["AP"]:.3f}, '
-                  f'{curve[-1]["err_px"]:.1f} px', flush=True)
+                             best_AP=max(p['AP'] for p in curve), minutes=minutes,
+                             diverged=diverged))
+            print(f'[accuracy] {spec} seed {seed}: ' + (
+                f'diverged at epoch {diverged["epoch"]} (non-finite {diverged["non_finite"]})'
+                if diverged else f'last OKS AP {curve[-1]["AP"]:.3f}, '
+                f'{curve[-1]["err_px"]:.1f} px'), flush=True)
     if not runs:
         raise SystemExit('no run finished:\n' + '\n'.join(failed))
     summary = summarise(runs)

@@ -30,6 +30,10 @@ NMS, flip indices, loss sigmas). What this script changes, all at run time and i
   ``--seed`` (its ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid
   indices with float-tensor bounds, refused since torch 1.12, gets integer bounds; ``last.pt``
   is copied every ``--val-interval`` epochs so the bench has a curve.
+* **Divergence:** a NaN or an infinity in the weights it saves at the end of an epoch stops its
+  training there (it would otherwise run every remaining epoch on NaN weights); that epoch's
+  checkpoint is scored like the others and ``diverged.json`` in the work dir names the epoch,
+  which ``bench/accuracy.py`` reports.
 * **Speed runs** (``bench/end_to_end.py``): ``--repeat N`` lists every training image N times
   (as a ``RepeatDataset`` does for ours), ``--skip-test`` replaces its ``test.py`` pass by zeros
   (its ``train.py`` runs it after the final epoch even with ``--notest``), and
@@ -56,12 +60,13 @@ import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from _common import REPO_ROOT
 
 NUM_SLOTS = 17  # the pose branch's hard-coded keypoint count
 CONF_THRES, IOU_THRES = 0.001, 0.6  # its test.py defaults
+DIVERGED_FILE = 'diverged.json'  # in the work dir: the epoch its weights stopped being finite
 PLOTTED_BATCHES = 33  # its train.py draws the first 33 training batches (`if plots and ni < 33`)
 
 
@@ -206,7 +211,55 @@ def prepare(args: argparse.Namespace, work: Path) -> Dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- the child
-def _install_shims(root: Path, setup: dict, seed: int, copy_every: int) -> None:
+class Diverged(Exception):
+    """Its training wrote a NaN or an infinity into its weights (:func:`checkpoint_saver`)."""
+
+
+def non_finite_part(checkpoint: dict) -> Optional[str]:
+    """Where one of its checkpoints (``{'model': Module, 'ema': Module, ...}``, as its
+    ``train.py`` saves them) holds a NaN or an infinity: ``'ema: NAME'`` or ``'model: NAME'``
+    for the first such floating-point tensor, None when every one is finite."""
+    import torch
+    for key in ('model', 'ema'):
+        module = checkpoint.get(key)
+        if module is None:
+            continue
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return f'{key}: {name}'
+    return None
+
+
+def checkpoint_saver(save: Callable, copy_every: int, stop_file: Path) -> Callable:
+    """``torch.save`` for its ``train.py``: after each epoch's ``last.pt``, copy it to
+    ``epoch_N.pt`` every ``copy_every`` epochs (the bench's curve) and check its weights.
+
+    Non-finite weights end the run: its loss divides by the count of labelled keypoints, a
+    batch without any gives a NaN loss, and its SGD step writes NaN into every weight, after
+    which its ``train.py`` would go on for the rest of the epochs producing nothing. The
+    epoch's checkpoint is copied (so the evaluation scores what the run ended with), the epoch
+    and the first non-finite tensor are written to ``stop_file`` and :class:`Diverged` is
+    raised out of its training loop."""
+
+    def saver(obj, f, *args, **kwargs):
+        save(obj, f, *args, **kwargs)
+        if not (str(f).endswith('last.pt') and isinstance(obj, dict) and 'epoch' in obj):
+            return
+        epoch = int(obj['epoch']) + 1  # strip_optimizer's final re-save has epoch -1
+        if epoch <= 0:
+            return
+        where = non_finite_part(obj)
+        if epoch % copy_every == 0 or where:
+            shutil.copyfile(f, Path(f).with_name(f'epoch_{epoch}.pt'))
+        if where:
+            Path(stop_file).write_text(json.dumps(dict(epoch=epoch, non_finite=where)) + '\n')
+            raise Diverged(f'epoch {epoch}: non-finite weights ({where})')
+
+    return saver
+
+
+def _install_shims(root: Path, setup: dict, seed: int, copy_every: int,
+                   stop_file: Path) -> None:
     """Make the branch importable and run for ``setup`` (see the module docstring)."""
     import numpy as np
     import torch
@@ -225,20 +278,14 @@ def _install_shims(root: Path, setup: dict, seed: int, copy_every: int) -> None:
 
         stub.__getattr__ = no_op
         sys.modules['seaborn'] = stub
-    original_load, original_save = torch.load, torch.save
+    original_load = torch.load
 
     def load(*a, **k):
         k.setdefault('weights_only', False)  # its own pickled models
         return original_load(*a, **k)
 
-    def save(obj, f, *a, **k):
-        original_save(obj, f, *a, **k)
-        if str(f).endswith('last.pt') and isinstance(obj, dict) and 'epoch' in obj:
-            epoch = int(obj['epoch']) + 1  # strip_optimizer's final re-save has epoch -1
-            if epoch > 0 and epoch % copy_every == 0:
-                shutil.copyfile(f, Path(f).with_name(f'epoch_{epoch}.pt'))
-
-    torch.load, torch.save = load, save
+    torch.load = load
+    torch.save = checkpoint_saver(torch.save, copy_every, stop_file)
     clamp_ = torch.Tensor.clamp_
 
     def int_clamp_(self, min=None, max=None):
@@ -305,7 +352,7 @@ def train_child(args: argparse.Namespace) -> None:
     work = Path(args.work_dir).resolve()
     setup = json.loads((work / 'peer_setup.json').read_text())
     root = Path(args.yolov7_root).resolve()
-    _install_shims(root, setup, args.seed, args.val_interval)
+    _install_shims(root, setup, args.seed, args.val_interval, work / DIVERGED_FILE)
     if args.skip_test:
         _skip_test(root)
     device = args.device or ('0' if __import__('torch').cuda.is_available() else 'cpu')
@@ -316,7 +363,11 @@ def train_child(args: argparse.Namespace) -> None:
                 '--workers', str(args.workers), '--project', str(work), '--name', 'train',
                 '--exist-ok', '--kpt-label', '--notest']
     os.chdir(work)
-    runpy.run_path(str(root / 'train.py'), run_name='__main__')
+    try:
+        runpy.run_path(str(root / 'train.py'), run_name='__main__')
+    except Diverged as stop:
+        print(f'[yolov7pose] diverged at {stop}: its training stopped, see {DIVERGED_FILE}',
+              flush=True)
 
 
 def evaluate_child(args: argparse.Namespace) -> None:
@@ -328,7 +379,7 @@ def evaluate_child(args: argparse.Namespace) -> None:
     work = Path(args.work_dir).resolve()
     setup = json.loads((work / 'peer_setup.json').read_text())
     root = Path(args.yolov7_root).resolve()
-    _install_shims(root, setup, args.seed, args.val_interval)
+    _install_shims(root, setup, args.seed, args.val_interval, work / DIVERGED_FILE)
     import utils.datasets as datasets
     import utils.general as general
 
@@ -481,6 +532,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if args.stage in ('all', 'train'):
         prepare(args, work)
+        (work / DIVERGED_FILE).unlink(missing_ok=True)  # a previous run's
         subprocess.run([sys.executable, __file__, *argv, '--child', 'train'], check=True)
     if args.stage in ('all', 'evaluate'):
         if not args.gt_file:

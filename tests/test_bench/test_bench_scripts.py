@@ -664,3 +664,80 @@ def test_results_record_the_revision_the_run_started_from():
     proc = subprocess.run([sys.executable, '-c', CHECK_REVISION], cwd=REPO / 'bench',
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
+
+
+PEER_DIVERGENCE = """
+import json, torch
+from pathlib import Path
+import accuracy, yolov7_pose_peer as p
+tmp = Path({tmp!r})
+weights = tmp / 'train' / 'weights'
+weights.mkdir(parents=True)
+stop = tmp / p.DIVERGED_FILE
+save = p.checkpoint_saver(torch.save, 10, stop)
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+out = {{}}
+for index in range(12):  # its 'epoch' is the 0-based index: epochs 1..12
+    save(dict(epoch=index, model=model, ema=model), weights / 'last.pt')
+    save(dict(epoch=index, model=model, ema=model), weights / 'best.pt')
+out['finite'] = [sorted(f.name for f in weights.iterdir()), stop.exists()]
+ema = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+with torch.no_grad():
+    ema[1].running_var[2] = float('inf')
+try:
+    save(dict(epoch=12, model=model, ema=ema), weights / 'last.pt')
+except p.Diverged as e:
+    out['raised'] = str(e)
+out['stopped'] = [sorted(f.name for f in weights.iterdir()), json.loads(stop.read_text()),
+                  accuracy.read_divergence(tmp)]
+save(dict(epoch=-1, model=model, ema=ema), weights / 'last.pt')  # strip_optimizer's re-save
+bad = torch.nn.Linear(2, 2)
+with torch.no_grad():
+    bad.bias[1] = float('nan')
+out['nan_model'] = p.non_finite_part(dict(model=bad, ema=model))
+out['none'] = p.non_finite_part(dict(model=model, ema=None))
+curve = lambda ap, px, epoch: [dict(epoch=epoch, AP=ap, AP50=ap, AP75=ap, box_mAP=0.5,
+                                    err_px=px, pck=0.5)]
+runs = [dict(model='m', seed=0, curve=curve(0.4, 20.0, 100), best_AP=0.4, minutes=3.0,
+             diverged=None),
+        dict(model='m', seed=1, curve=[dict(curve(0.1, 50.0, 10)[0], epoch=10),
+                                       dict(curve(0.0, float('nan'), 13)[0])],
+             best_AP=0.1, minutes=1.0, diverged=dict(epoch=13, non_finite='ema: x')),
+        dict(model='d', seed=0, curve=curve(0.0, float('nan'), 10), best_AP=0.0, minutes=1.0,
+             diverged=dict(epoch=10, non_finite='model: y'))]
+summary = accuracy.summarise(runs)
+out['summary'] = summary
+out['table'] = accuracy.table_rows(summary)
+print(json.dumps(out))
+"""
+
+
+def test_yolov7_pose_peer_stops_on_non_finite_weights(tmp_path):
+    """The original's run ends at the first epoch whose saved weights hold a NaN or an
+    infinity (its loss divides by a keypoint count that can be 0): that epoch's checkpoint is
+    kept for scoring, diverged.json names it, and the accuracy summary lists the run as
+    diverged instead of averaging its NaN-weight figures in."""
+    code = PEER_DIVERGENCE.format(tmp=str(tmp_path))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO / 'bench',
+                          env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # finite weights: a copy every 10 epochs, best.pt never copied, nothing stopped
+    assert out['finite'] == [['best.pt', 'epoch_10.pt', 'last.pt'], False]
+    assert out['raised'] == 'epoch 13: non-finite weights (ema: 1.running_var)'
+    # the epoch it diverged is copied though 13 is not a multiple of 10
+    assert out['stopped'] == [['best.pt', 'epoch_10.pt', 'epoch_13.pt', 'last.pt'],
+                              dict(epoch=13, non_finite='ema: 1.running_var'),
+                              dict(epoch=13, non_finite='ema: 1.running_var')]
+    assert out['nan_model'] == 'model: bias' and out['none'] is None
+    m, d = out['summary']
+    # model m: seed 0 trained, seed 1 diverged -> figures are seed 0's alone
+    assert m['seeds'] == [0, 1] and m['epochs'] == 100
+    assert m['AP']['values'] == [0.4] and m['err_px']['values'] == [20.0]
+    assert m['best_AP']['values'] == [0.4] and m['minutes']['values'] == [3.0]
+    assert m['diverged'] == [dict(seed=1, epoch=13, non_finite='ema: x', best_AP=0.1)]
+    # model d: its only run diverged -> no figures, and the table says so
+    assert d['AP'] is None and d['err_px'] is None and d['epochs'] == 10
+    assert out['table'][0][-1] == 'seed 1 at epoch 13'
+    assert out['table'][1][3] == 'n/a' and out['table'][1][-1] == 'seed 0 at epoch 10'
