@@ -13,7 +13,10 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', max_keep_ckpts=3, rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # progress bars for training epochs, validation and testing, on a terminal only
-    progress=dict(type='ProgressBarHook'))
+    progress=dict(type='ProgressBarHook'),
+    # stop, naming the epoch, the tensor and the loss, when a weight turns NaN or infinite,
+    # before a checkpoint keeps it (max_keep_ckpts would delete the good ones)
+    divergence_check=dict(type='DivergenceCheckHook'))
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
