@@ -49,7 +49,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from _common import (REPO_ROOT, machine_info, print_table, result_payload, start_revision,
                      utc_now, write_json)
@@ -345,6 +345,9 @@ def yoloxpose_config(spec: str, args: argparse.Namespace, seed: int, gt_file: st
                          dynamic_intervals=None)
     cfg.default_hooks.checkpoint.update(interval=args.val_interval, save_best='coco/AP',
                                         rule='greater')
+    # the NaN stop all three models get here (ours from its runtime config): it changes no
+    # step, and a diverged run is reported as such instead of training on NaN weights
+    cfg.default_hooks.divergence_check = dict(type='DivergenceCheckHook')
     cfg.val_evaluator = cfg.test_evaluator = _evaluator(gt_file)
     _apply_variants(spec, cfg, PEER_VARIANTS)
     return _common_settings(cfg, seed)
@@ -471,6 +474,12 @@ def read_divergence(work_dir: Path) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _last_epoch(run: dict) -> int:
+    """The last evaluated epoch; for a run that diverged before its first evaluation, the
+    epoch it diverged in."""
+    return run['curve'][-1]['epoch'] if run['curve'] else run['diverged']['epoch']
+
+
 def summarise(runs: Sequence[dict]) -> List[dict]:
     """Per model: mean and min..max over seeds of the last evaluation and of the best AP.
 
@@ -484,7 +493,7 @@ def summarise(runs: Sequence[dict]) -> List[dict]:
     for model, model_runs in by_model.items():
         trained = [r for r in model_runs if not r.get('diverged')]
         row = dict(model=model, seeds=[r['seed'] for r in model_runs],
-                   epochs=max(r['curve'][-1]['epoch'] for r in trained or model_runs),
+                   epochs=max(_last_epoch(r) for r in trained or model_runs),
                    diverged=[dict(seed=r['seed'], epoch=r['diverged']['epoch'],
                                   non_finite=r['diverged']['non_finite'], best_AP=r['best_AP'])
                              for r in model_runs if r.get('diverged')])
@@ -601,22 +610,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             running.remove(proc)
             if getattr(proc, 'log', None):
                 proc.log.close()
-            spec, seed, work_dir = proc.run
-            if proc.returncode != 0:
-                failed.append(f'{spec} seed {seed}: exit {proc.returncode}, see '
-                              f'{work_dir / "train.log"}')
+            run, failure = finished_run(proc)
+            if failure:
+                failed.append(failure)
                 continue
-            try:
-                curve = read_curve(work_dir)
-            except RuntimeError as error:  # --summarise-only: a run that was never made
-                failed.append(f'{spec} seed {seed}: {error}')
-                continue
-            minutes = (time.time() - proc.started) / 60 if proc.started else None
-            diverged = read_divergence(work_dir)
-            runs.append(dict(model=spec, seed=seed, work_dir=str(work_dir), curve=curve,
-                             best_AP=max(p['AP'] for p in curve), minutes=minutes,
-                             diverged=diverged))
-            print(f'[accuracy] {spec} seed {seed}: ' + (
+            runs.append(run)
+            diverged, curve = run['diverged'], run['curve']
+            print(f'[accuracy] {run["model"]} seed {run["seed"]}: ' + (
                 f'diverged at epoch {diverged["epoch"]} (non-finite {diverged["non_finite"]})'
                 if diverged else f'last OKS AP {curve[-1]["AP"]:.3f}, '
                 f'{curve[-1]["err_px"]:.1f} px'), flush=True)
@@ -634,6 +634,29 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     for line in failed:
         print(f'[accuracy] FAILED {line}', file=sys.stderr)
     return payload
+
+
+def finished_run(proc) -> Tuple[Optional[dict], Optional[str]]:
+    """(the run's record, None), or (None, why it failed), for a run whose process ended.
+
+    A run that stopped because its weights turned non-finite (``diverged.json`` in its work
+    dir: the plugin's ``DivergenceCheckHook`` on ours and YOLOX-Pose, which then exit non-zero,
+    and :func:`yolov7_pose_peer.checkpoint_saver` on the original) is a diverged run with the
+    curve it evaluated before, not a failure."""
+    spec, seed, work_dir = proc.run
+    diverged = read_divergence(work_dir)
+    if proc.returncode != 0 and diverged is None:
+        return None, f'{spec} seed {seed}: exit {proc.returncode}, see {work_dir / "train.log"}'
+    try:
+        curve = read_curve(work_dir)
+    except RuntimeError as error:  # --summarise-only: a run that was never made
+        return None, f'{spec} seed {seed}: {error}'
+    if not curve and diverged is None:
+        return None, f'{spec} seed {seed}: no evaluation in {work_dir}'
+    minutes = (time.time() - proc.started) / 60 if proc.started else None
+    return dict(model=spec, seed=seed, work_dir=str(work_dir), curve=curve,
+                best_AP=max((p['AP'] for p in curve), default=None), minutes=minutes,
+                diverged=diverged), None
 
 
 class _Done:

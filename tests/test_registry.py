@@ -73,6 +73,7 @@ HOOKS = {
     'ChannelsLastHook': dict(),
     'CompileModelHook': dict(),
     'DeferredRuntimeInfoHook': dict(),
+    'DivergenceCheckHook': dict(),
     'ProgressBarHook': dict(),
     'CloseMosaicHook': dict(new_train_pipeline=[dict(type='LoadImageFromFile')]),
     'EpochSeedHook': dict(),

@@ -406,6 +406,8 @@ out['peer'] = dict(
     sched=[(s.type, s.begin, s.end) for s in peer.param_scheduler],
     switch=[h.num_last_epochs for h in peer.custom_hooks if h.type == 'YOLOXPoseModeSwitchHook'],
     dataset=peer.train_dataloader.dataset.type, oks=peer.model.head.assigner.oks_calculator)
+# the same NaN stop for ours (its runtime config) and YOLOX-Pose (added by the bench)
+out['nan_stop'] = [c.default_hooks.divergence_check for c in (ours, peer)]
 out['peer_lr'] = dict(scale=[c.auto_scale_lr for c in (peer, peer_lr)],
                       same=dict(peer_lr.to_dict(), auto_scale_lr=None)
                       == dict(peer.to_dict(), auto_scale_lr=None))
@@ -456,6 +458,7 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
                ['ConstantLR', 28, 30]],
         switch=[2], dataset='YOLOKptDataset',
         oks=dict(type='PoseOKS', metainfo=str(REPO / 'configs/_base_/datasets/tiger.py')))
+    assert out['nan_stop'] == [dict(type='DivergenceCheckHook')] * 2
     # yoloxpose+auto_lr: the shipped run with MMPose's --auto-scale-lr switch on, nothing else
     assert out['peer_lr'] == dict(scale=[dict(base_batch_size=256),
                                          dict(base_batch_size=256, enable=True)], same=True)
@@ -464,6 +467,7 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
 PEER_LR = """
 import json, sys
 import accuracy as a
+import turtle_plugin  # the config's custom_imports, which Config.fromfile would import
 from mmengine.runner import Runner
 args = a.parse_args(['--data-root', {sample!r}, '--data-yaml', 'tiger.yaml', '--batch', '4',
                      '--workers', '0'])
@@ -741,3 +745,62 @@ def test_yolov7_pose_peer_stops_on_non_finite_weights(tmp_path):
     assert d['AP'] is None and d['err_px'] is None and d['epochs'] == 10
     assert out['table'][0][-1] == 'seed 1 at epoch 13'
     assert out['table'][1][3] == 'n/a' and out['table'][1][-1] == 'seed 0 at epoch 10'
+
+
+FINISHED_RUNS = """
+import json
+from pathlib import Path
+from types import SimpleNamespace
+import accuracy as a, yolov7_pose_peer as p
+from turtle_plugin.engine.hooks import DIVERGED_FILE
+tmp = Path({tmp!r})
+
+def proc(name, returncode, aps, diverged=None):
+    work = tmp / name
+    (work / '20261202_000000' / 'vis_data').mkdir(parents=True)
+    lines = [dict(loss=1.0, step=1)] + [{{'coco/AP': ap, 'kpt/err_px': 9.0, 'step': e}}
+                                        for e, ap in aps]
+    (work / '20261202_000000' / 'vis_data' / 'scalars.json').write_text(
+        ''.join(json.dumps(line) + '\\n' for line in lines))
+    if diverged:
+        (work / DIVERGED_FILE).write_text(json.dumps(diverged))
+    return SimpleNamespace(run=('ours', int(name[-1]), work), returncode=returncode,
+                           started=None)
+
+out = dict(same_file=DIVERGED_FILE == p.DIVERGED_FILE)
+marker = dict(epoch=12, iterations_done=96, non_finite='model: w')
+runs = [a.finished_run(proc('ours0', 0, [(10, 0.3), (20, 0.5)])),
+        a.finished_run(proc('ours1', 1, [(10, 0.2)], marker)),   # stopped by the hook
+        a.finished_run(proc('ours2', 1, [], dict(marker, epoch=4))),  # before evaluating
+        a.finished_run(proc('ours3', 1, [(10, 0.2)]))]               # crashed
+out['runs'] = [None if r is None else [r['seed'], len(r['curve']), r['best_AP'],
+                                       r['diverged'] and r['diverged']['epoch']]
+               for r, _ in runs]
+out['failed'] = [f for _, f in runs]
+out['summary'] = a.summarise([r for r, _ in runs if r])
+out['only_early'] = a.summarise([runs[2][0]])
+print(json.dumps(out))
+"""
+
+
+def test_accuracy_bench_counts_a_run_stopped_by_the_nan_stop_as_diverged(tmp_path):
+    """Ours and YOLOX-Pose exit non-zero when DivergenceCheckHook stops them; with its
+    diverged.json the bench lists the run as diverged with the curve it evaluated (none, when
+    it diverged before the first evaluation), and only a run without it as failed."""
+    proc = subprocess.run([sys.executable, '-c', FINISHED_RUNS.format(tmp=str(tmp_path))],
+                          cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out['same_file']
+    assert out['runs'] == [[0, 2, 0.5, None], [1, 1, 0.2, 12], [2, 0, None, 4], None]
+    assert out['failed'] == [None, None, None, f'ours seed 3: exit 1, see '
+                                               f'{tmp_path / "ours3" / "train.log"}']
+    row, = out['summary']
+    assert row['seeds'] == [0, 1, 2] and row['epochs'] == 20
+    assert row['AP']['values'] == [0.5] and row['best_AP']['values'] == [0.5]
+    assert row['diverged'] == [
+        dict(seed=1, epoch=12, non_finite='model: w', best_AP=0.2),
+        dict(seed=2, epoch=4, non_finite='model: w', best_AP=None)]
+    early, = out['only_early']
+    assert early['epochs'] == 4 and early['AP'] is None

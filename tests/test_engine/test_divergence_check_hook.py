@@ -1,5 +1,6 @@
 """DivergenceCheckHook: a run whose weights turn NaN stops at the end of that epoch, names the
 tensor and the loss, and leaves the checkpoints before it as they were."""
+import json
 import logging
 import math
 import os
@@ -14,7 +15,8 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 import turtle_plugin  # noqa: F401
-from turtle_plugin.engine.hooks import DivergenceCheckHook, TrainingDiverged, first_non_finite
+from turtle_plugin.engine.hooks import (DIVERGED_FILE, DivergenceCheckHook, TrainingDiverged,
+                                       first_non_finite)
 
 
 class Toy(BaseModel):
@@ -89,6 +91,18 @@ def test_a_diverged_run_stops_at_the_epoch_end_and_keeps_the_last_good_checkpoin
     # epoch 2's checkpoint was never written, so max_keep_ckpts=1 did not delete epoch 1's
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
     assert _finite(tmp_path / 'epoch_1.pth')
+    # the same for scripts (bench/accuracy.py reads it): on the error and in the work dir
+    record = dict(epoch=2, iterations_done=8, non_finite='model: weight',
+                  first_non_finite_loss=dict(iteration=6, losses=['loss', 'loss_b']),
+                  resume_from=str(tmp_path / 'epoch_1.pth'))
+    assert error.value.record == record
+    assert json.loads((tmp_path / DIVERGED_FILE).read_text()) == record
+
+
+def test_a_run_that_trains_removes_an_earlier_divergence_record(tmp_path):
+    (tmp_path / DIVERGED_FILE).write_text('{"epoch": 2}\n')  # say, before a resume
+    _runner(tmp_path, Toy()).train()
+    assert not (tmp_path / DIVERGED_FILE).exists()
 
 
 def test_without_the_hook_the_run_trains_on_and_keeps_only_nan_checkpoints(tmp_path):

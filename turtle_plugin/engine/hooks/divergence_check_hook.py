@@ -9,23 +9,34 @@ resume from. mmdet's ``CheckInvalidLossHook`` reads the loss every ``interval`` 
 synchronisation each time) and stops without saying where; this hook reads nothing from the
 device during an epoch.
 """
+import json
 import logging
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
-from mmengine.dist import all_reduce, is_distributed
+from mmengine.dist import all_reduce, is_distributed, is_main_process
 from mmengine.hooks import CheckpointHook, EMAHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from turtle_plugin.registry import HOOKS
 
-__all__ = ['DivergenceCheckHook', 'TrainingDiverged', 'first_non_finite']
+__all__ = ['DIVERGED_FILE', 'DivergenceCheckHook', 'TrainingDiverged', 'first_non_finite']
+
+DIVERGED_FILE = 'diverged.json'  # in the work dir, when a run stopped on non-finite weights
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised by :class:`DivergenceCheckHook` when the weights are no longer finite."""
+    """Raised by :class:`DivergenceCheckHook` when the weights are no longer finite.
+
+    ``record`` holds what the message says, as ``diverged.json`` in the work dir does: the
+    epoch (1-based) and the iterations done, the first non-finite tensor, the first iteration
+    whose loss was not finite and its losses, the checkpoint to resume from."""
+
+    def __init__(self, message: str, record: dict) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 def first_non_finite(named_tensors: Iterable[Tuple[str, torch.Tensor]]) -> Optional[str]:
@@ -91,6 +102,11 @@ class DivergenceCheckHook(Hook):
         self._bad_count: Optional[torch.Tensor] = None  # iterations with a non-finite loss
         self._settled_first: Optional[Tuple[int, List[str]]] = None
         self._settled_count = 0
+
+    def before_train(self, runner) -> None:
+        stale = Path(runner.work_dir) / DIVERGED_FILE  # a resumed run that diverged before
+        if is_main_process() and stale.is_file():
+            stale.unlink()
 
     def before_train_epoch(self, runner) -> None:
         self._reset_losses()
@@ -205,9 +221,16 @@ class DivergenceCheckHook(Hook):
             resume = (f'the last checkpoint written is {last}; resume from it (tools/train.py '
                       f'--resume) with a lower learning rate')
         else:  # a checkpoint hook deleted it before it tried to save these weights
-            resume = f'the last checkpoint written, {last}, is gone'
+            resume, last = f'the last checkpoint written, {last}, is gone', None
+        record = dict(epoch=runner.epoch + 1, iterations_done=done, non_finite=name,
+                      first_non_finite_loss=None if report is None else dict(
+                          iteration=report[0], losses=report[1]),
+                      resume_from=last)
+        if is_main_process():
+            (Path(runner.work_dir) / DIVERGED_FILE).write_text(json.dumps(record) + '\n')
         raise TrainingDiverged(
             f'training diverged: a weight is not finite {when} ({done} of '
             f'{runner.max_iters} iterations done), first {name}; {loss}. No checkpoint with '
             f'these weights was written; {resume}. A non-finite loss usually means a too high '
-            f'learning rate for this batch size, or a label the loss cannot take.')
+            f'learning rate for this batch size, or a label the loss cannot take. '
+            f'({DIVERGED_FILE} in the work dir says this for scripts.)', record)
