@@ -68,17 +68,21 @@ class DivergenceCheckHook(Hook):
       model's parameters and buffers, and the EMA model's when an ``EMAHook`` runs, are checked.
       Under distributed training every rank checks its own copy and the ranks agree on the
       result (one ``all_reduce`` of one number), so all of them stop together.
-    * Before any checkpoint is written (the epoch's, the best, the last), its ``state_dict``
-      and ``ema_state_dict`` are checked unless the weights were checked at this iteration
-      already; a non-finite one is not written.
+    * After each iteration an iteration-based ``CheckpointHook`` saves at, the weights are
+      checked as at an epoch's end: that hook deletes its oldest kept checkpoint before it
+      saves, so the check comes first.
+    * Before any checkpoint is written (the epoch's, the best, the last, a user hook's), its
+      ``state_dict`` and ``ema_state_dict`` are checked unless the weights were checked at this
+      iteration already; a non-finite one is not written.
     * During the epoch the hook records, on the device and without waiting for it, the first
       iteration whose losses were not finite and which of them. The error names it; when the
       weights stayed finite (``AmpOptimWrapper`` skips a step whose gradients overflow) the end
       of the epoch logs a warning with the count instead.
 
-    On divergence it raises :class:`TrainingDiverged` naming the epoch, the first non-finite
-    tensor, the first non-finite loss and the last checkpoint written (``--resume`` continues
-    from it; lower the learning rate first).
+    On divergence it writes ``diverged.json`` in the work dir and raises
+    :class:`TrainingDiverged`, both naming the epoch, the first non-finite tensor, the first
+    non-finite loss and the last checkpoint written (``--resume`` continues from it; lower the
+    learning rate first). A run that then trains removes an earlier ``diverged.json``.
 
     Args:
         interval (int, optional): also check the weights every ``interval`` training
