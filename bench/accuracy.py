@@ -27,9 +27,11 @@ Models (``--models``):
   from the checkout ``--yolov7-root``, yolov7-tiny (``--yolov7-tiny-cfg``, the main branch's
   ``cfg/training/yolov7-tiny.yaml``) with its keypoint head, run and scored by
   ``bench/yolov7_pose_peer.py``, which says what it adapts at run time (the branch hard-codes
-  COCO's 17 keypoints, flip pairs and sigmas). YOLO layout with image folders only. A run of
-  it whose weights turn NaN stops at that epoch and is reported under ``diverged`` (seed, epoch,
-  its best OKS AP before), not averaged into the model's figures.
+  COCO's 17 keypoints, flip pairs and sigmas). YOLO layout with image folders only.
+
+A run of any model whose weights turn NaN stops at that epoch (ours and ``yoloxpose``: the
+plugin's ``DivergenceCheckHook``; ``yolov7pose``: its peer script) and is reported under
+``diverged`` (seed, epoch, its best OKS AP before), not averaged into the model's figures.
 
 Data: a YOLO layout (``--data-root`` with ``--data-yaml``, or ``--train-images`` /
 ``--val-images`` folders with ``labels/`` beside ``images/``) or COCO json
