@@ -142,22 +142,27 @@ def test_a_non_finite_loss_with_finite_weights_warns_and_trains_on(tmp_path):
     assert _finite(tmp_path / 'epoch_3.pth')
 
 
-class _CorruptEMA(Hook):
-    """Write an infinity into the EMA model's BatchNorm variance after iteration ``at``."""
-    priority = 'NORMAL'
+class _AtIteration(Hook):
+    """Call ``action(runner)`` after iteration ``at`` (1-based), at ``priority``."""
 
-    def __init__(self, at):
-        self.at = at
+    def __init__(self, at, action, priority):
+        self.at, self.action, self.priority = at, action, priority
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.at:
-            ema = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook')
-            ema.ema_model.module.bn.running_var[1] = math.inf
+            self.action(runner)
+
+
+def _corrupt_ema(runner):
+    """An infinity in the EMA model's BatchNorm variance."""
+    ema = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook')
+    ema.ema_model.module.bn.running_var[1] = math.inf
 
 
 def test_the_ema_model_is_checked(tmp_path):
     runner = _runner(tmp_path, Toy(), custom_hooks=[
-        dict(type='EMAHook', momentum=0.5, update_buffers=True), _CorruptEMA(at=10)])
+        dict(type='EMAHook', momentum=0.5, update_buffers=True),
+        _AtIteration(10, _corrupt_ema, 'NORMAL')])
     with pytest.raises(TrainingDiverged, match=r'after epoch 3 \(12 of 12 .*first ema: '
                                                r'bn.running_var; no non-finite loss'):
         runner.train()
@@ -177,20 +182,10 @@ def test_iteration_checkpoints_are_checked_before_the_old_one_is_deleted(tmp_pat
     assert _finite(tmp_path / 'iter_4.pth')
 
 
-class _SaveAfterIter(Hook):
-    """Save a checkpoint after iteration ``at``, as a user's hook might."""
-    priority = 'VERY_LOW'
-
-    def __init__(self, at):
-        self.at = at
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if runner.iter + 1 == self.at:
-            runner.save_checkpoint(runner.work_dir, 'mine.pth')
-
-
 def test_any_other_checkpoint_is_checked_and_not_written(tmp_path):
-    runner = _runner(tmp_path, Toy(nan_at=5), custom_hooks=[_SaveAfterIter(at=6)])
+    # a user's hook saving after iteration 6, after every default hook
+    runner = _runner(tmp_path, Toy(nan_at=5), custom_hooks=[_AtIteration(
+        6, lambda runner: runner.save_checkpoint(runner.work_dir, 'mine.pth'), 'VERY_LOW')])
     with pytest.raises(TrainingDiverged, match=r'in the checkpoint to be saved \(5 of 12 '
                                                r'iterations done\), first state_dict: weight;'):
         runner.train()
