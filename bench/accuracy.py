@@ -158,6 +158,12 @@ VARIANTS: Dict[str, Callable] = {
                                                                  last_ratio=0.5),
     'close10': lambda cfg: cfg.default_hooks.close_mosaic.update(num_last_epochs=None,
                                                                  last_ratio=0.1),
+    # ... or longer: the last three quarters, or every epoch (no mosaic at all: whole frames
+    # with hyp.pose's affine, flip and HSV only)
+    'close75': lambda cfg: cfg.default_hooks.close_mosaic.update(num_last_epochs=None,
+                                                                 last_ratio=0.75),
+    'close100': lambda cfg: cfg.default_hooks.close_mosaic.update(num_last_epochs=None,
+                                                                  last_ratio=1.0),
     # YOLO-Pose's deeper keypoint branch (dw_conv_kpt: depthwise 3x3 / 1x1 blocks per level)
     'dw_kpt': lambda cfg: cfg.model.head.head_module.update(kpt_head='dw'),
     # keypoint conv init: every keypoint starts at its cell's centre (bias 0.5; the keypoint

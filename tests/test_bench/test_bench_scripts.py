@@ -377,6 +377,8 @@ study = a.ours_config('ours+dw_kpt+sigma_1k+close10', args, 3, gt)
 meta = a.ours_config('ours+sigma_meta', args, 3, gt)
 assign = a.ours_config('ours+ota_oks+cells5', args, 3, gt)
 centre = a.ours_config('ours+kpt_centre', args, 3, gt)
+c75 = a.ours_config('ours+close75', args, 3, gt)
+c100 = a.ours_config('ours+close100', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -390,7 +392,10 @@ out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_data
                   c.randomness.seed, c.val_evaluator.ann_file, c.val_evaluator.type)
                  for c in (ours, p5, peer)]
 out['close'] = [(c.default_hooks.close_mosaic.num_last_epochs,
-                 c.default_hooks.close_mosaic.last_ratio) for c in (ours, study, p5)]
+                 c.default_hooks.close_mosaic.last_ratio) for c in (ours, study, p5, c75, c100)]
+out['close_same'] = [dict(c.to_dict(), default_hooks=None) == dict(ours.to_dict(), default_hooks=None)
+                     and dict(c.default_hooks, close_mosaic=None)
+                     == dict(ours.default_hooks, close_mosaic=None) for c in (c75, c100)]
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study, meta, p5)],
                     same=recipe(study) == recipe(ours),
@@ -440,8 +445,10 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     assert out['centre'] == dict(out['ours'], prior='centre')
     assert {tuple(b) for b in out['budget']} == {(30, 5, 4, 3, 'gt.json', 'KptBoxCocoMetric')}
     # the keypoint configs close the mosaic for the last half of any schedule, close10 (the
-    # default before) and the p5 rows for the last tenth; the hook reads the bench's epochs
-    assert out['close'] == [[None, 0.5], [None, 0.1], [None, 0.1]]
+    # default before) and the p5 rows for the last tenth, close75 / close100 the last three
+    # quarters / every epoch, changing nothing else; the hook reads the bench's epochs
+    assert out['close'] == [[None, 0.5], [None, 0.1], [None, 0.1], [None, 0.75], [None, 1.0]]
+    assert out['close_same'] == [True, True]
     # the study's variants: YOLO-Pose's depthwise keypoint branch; the OKS loss's sigmas --
     # the default warms them up from 1/K to the metainfo's over half the epochs, sigma_1k keeps
     # 1/K, sigma_meta (and the seed recipe) the metainfo's; OTA with YOLOX-Pose's OKS terms
