@@ -79,8 +79,9 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    from turtle_plugin.engine import resolve_num_workers
+    from turtle_plugin.engine import drop_disabled_default_hooks, resolve_num_workers
     resolve_num_workers(cfg)  # num_workers='auto': from the CPUs this process may use
+    drop_disabled_default_hooks(cfg)  # default_hooks.NAME=None switches off any of them
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
