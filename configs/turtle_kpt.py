@@ -76,8 +76,11 @@ model = dict(
         loss_kpt_aux=dict(type='KptScaledL1Loss', loss_weight=0.1),
         kpt_sigmas=metainfo,
         obj_level_weights=[4.0, 1.0, 0.4]),
-    # YOLOv7's test.py settings for mAP: keep low-score boxes, NMS IoU 0.65
-    test_cfg=dict(score_thr=0.001, nms=dict(iou_threshold=0.65), max_per_img=300))
+    # YOLOv7's test.py settings for mAP: keep low-score boxes, NMS IoU 0.65. flip_test=True
+    # also runs the mirrored image and averages the two predictions anchor by anchor (keypoints
+    # paired by the metainfo's flip_indices): twice the inference time (BENCHMARKS.md, Accuracy)
+    test_cfg=dict(score_thr=0.001, nms=dict(iou_threshold=0.65), max_per_img=300,
+                  flip_test=False))
 
 # ------------------------------------------------------------------ data
 # Training images are decoded straight to the mosaic's scale (YOLOv7's load_image: fit inside
@@ -118,7 +121,7 @@ val_pipeline = [
          shrink_interpolation='area'),
     dict(type='PackPoseInputs',
          meta_keys=('id', 'img_id', 'img_path', 'ori_shape', 'img_shape', 'input_size',
-                    'input_center', 'input_scale', 'raw_ann_info')),
+                    'input_center', 'input_scale', 'flip_indices', 'raw_ann_info')),
 ]
 train_dataloader = dict(
     batch_size=batch_size,

@@ -72,6 +72,24 @@ def test_real_forward_on_a_bundled_frame():
     assert (pred.bboxes[:, 2:] >= pred.bboxes[:, :2]).all()
 
 
+def test_flip_test_through_the_api_pairs_keypoints_by_the_metainfo():
+    """inference() hands the model's metainfo flip_indices to the pipeline, so
+    model.test_cfg.flip_test works from the API as in tools/test.py; the prediction differs
+    from the single pass (a network with random weights is not mirror-equivariant)."""
+    options = {'model.test_cfg.score_thr': 0.0, 'model.test_cfg.max_per_img': 30}
+    model = init_model(TIGER_TINY, cfg_options=options)
+    flipped = init_model(TIGER_TINY,
+                         cfg_options=dict(options, **{'model.test_cfg.flip_test': True}))
+    sample = inference(flipped, str(TIGER_FRAME))
+    partners = list(model.dataset_meta['flip_indices'])
+    assert sample.metainfo['flip_indices'] == partners == list(range(12))  # tiger.py: none swap
+    pred, single = sample.pred_instances, inference(model, str(TIGER_FRAME)).pred_instances
+    assert 0 < len(pred.bboxes) <= 30 and pred.keypoints.shape == (len(pred.bboxes), 12, 2)
+    assert (pred.bboxes[:, 0::2] >= 0).all() and (pred.bboxes[:, 0::2] <= 1280).all()
+    assert pred.keypoints.shape != single.keypoints.shape or \
+        not np.allclose(pred.keypoints, single.keypoints)
+
+
 def test_batches_and_lists_give_the_single_image_results():
     gen = np.random.default_rng(0)
     imgs = [gen.integers(0, 256, (200, 320, 3), dtype=np.uint8),

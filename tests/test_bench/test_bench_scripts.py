@@ -811,3 +811,52 @@ def test_accuracy_bench_counts_a_run_stopped_by_the_nan_stop_as_diverged(tmp_pat
         dict(seed=2, epoch=4, non_finite='model: w', best_AP=None)]
     early, = out['only_early']
     assert early['epochs'] == 4 and early['AP'] is None
+
+
+FLIP_RUN = """
+import torch
+import accuracy as a
+from mmengine.registry import init_default_scope
+from mmpose.registry import MODELS
+args = a.parse_args(['--data-root', {sample!r}, '--data-yaml', 'tiger.yaml', '--workers', '0'])
+gt = a.val_ground_truth(args, __import__('pathlib').Path({run!r}))
+cfg = a.ours_config('ours', args, 0, gt)
+# a run made before the flip test: no flip_indices in the samples' metainfo
+pack = cfg.val_dataloader.dataset.pipeline[-1]
+pack['meta_keys'] = tuple(k for k in pack['meta_keys'] if k != 'flip_indices')
+cfg.dump({run!r} + '/bench_config.py')
+init_default_scope('mmpose')
+torch.manual_seed(0)
+model = MODELS.build(cfg.model)
+model.init_weights()
+torch.save(dict(state_dict=model.state_dict(), meta=dict()), {run!r} + '/epoch_12.pth')
+open({run!r} + '/epoch_3.pth', 'w').write('not a checkpoint: epoch 12 is the last')
+"""
+
+
+@pytest.mark.slow
+def test_flip_test_bench_scores_the_last_checkpoint_with_and_without_the_flip(tmp_path):
+    """bench/flip_test.py on a run folder of bench/accuracy.py (its bench_config.py, written
+    before the flip test existed): the last epoch's checkpoint (12, not 3) is scored twice by
+    the run's own evaluator, plain and flipped, and the two differ (random weights are not
+    mirror-equivariant)."""
+    run = tmp_path / 'ours_seed0'
+    run.mkdir()
+    setup = subprocess.run([sys.executable, '-c', FLIP_RUN.format(sample=str(SAMPLE),
+                                                                  run=str(run))],
+                           cwd=REPO / 'bench', capture_output=True, text=True, timeout=300)
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    out = tmp_path / 'flip.json'
+    proc = subprocess.run([sys.executable, str(REPO / 'bench' / 'flip_test.py'), str(run),
+                           '--out', str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    result, = payload['results']
+    assert result['checkpoint'] == 'epoch_12.pth'
+    for mode in ('plain', 'flip'):
+        assert set(result[mode]) == {'AP', 'AP75', 'box_mAP', 'err_px', 'pck', 'test_seconds'}
+        assert 0 <= result[mode]['AP'] <= 1 and result[mode]['err_px'] > 0
+    assert result['plain']['err_px'] != result['flip']['err_px']
+    assert payload['mean']['AP']['flip'] == result['flip']['AP']
+    assert 'Flip test' in proc.stdout

@@ -224,13 +224,47 @@ def test_pose_estimator_predict_maps_back_to_original_image():
                                    rtol=1e-5, atol=1e-4)
 
 
-def test_pose_head_rejects_flip_test():
+def test_pose_estimator_flip_test_fuses_the_mirrored_pass_and_maps_back():
+    """model.test_cfg.flip_test: MMPose's estimator runs the mirrored batch too, the head fuses
+    the two passes with the samples' flip_indices (predict_flip_by_feat), and the result is
+    mapped back to the original image as the plain prediction is."""
+    model = _estimator(kpt_dim=3).eval()
+    model.test_cfg = dict(score_thr=0.01, max_per_img=30, flip_test=True)
+    data = model.data_preprocessor(_pose_batch(), training=False)
+    with torch.no_grad():
+        samples = model(**data, mode='predict')
+        det, kpt = model.head(model.extract_feat(data['inputs']))
+        flip_det, flip_kpt = model.head(model.extract_feat(data['inputs'].flip(-1)))
+        fused = model.head.predict_flip_by_feat(det, kpt, flip_det, flip_kpt,
+                                                list(range(NUM_KPTS)), model.test_cfg)
+        plain = model.head.predict_by_feat(det, kpt, model.test_cfg)
+    assert data['data_samples'][0].metainfo['flip_indices'] == list(range(NUM_KPTS))
+    for sample, raw, one_pass in zip(samples, fused, plain):
+        pred = sample.pred_instances
+        assert len(raw) > 0 and len(pred.keypoints) == len(raw)
+        np.testing.assert_allclose(pred.keypoints,
+                                   raw.keypoints.numpy() * 4 + np.array([0., -64.]),
+                                   rtol=1e-5, atol=1e-4)
+        # a network with random weights is not mirror-equivariant: the passes differ
+        assert len(one_pass) != len(raw) or not torch.allclose(one_pass.keypoints, raw.keypoints)
+
+
+def test_pose_head_flip_test_errors_say_what_is_missing():
     model = _estimator()
-    model.test_cfg = dict(flip_test=False)
     data = model.data_preprocessor(_pose_batch(), training=False)
     feats = model.extract_feat(data['inputs'])
-    with pytest.raises(NotImplementedError, match='flip_test'):
+    with pytest.raises(ValueError, match=r'set it there \(model.test_cfg\)'):
         model.head.predict(feats, data['data_samples'], test_cfg=dict(flip_test=True))
+    for sample in data['data_samples']:
+        sample.set_metainfo(dict(flip_indices=None))
+    with pytest.raises(ValueError, match="keep 'flip_indices' in the test pipeline"):
+        model.head.predict([feats, feats], data['data_samples'], test_cfg=dict(flip_test=True))
+    for sample in data['data_samples']:
+        sample.set_metainfo(dict(flip_indices=[1, 0, 2]))
+    with pytest.raises(ValueError, match='not a permutation of the head'):
+        model.head.predict([feats, feats], data['data_samples'], test_cfg=dict(flip_test=True))
+    with pytest.raises(NotImplementedError, match='multiscale_test'):
+        model.head.predict(feats, data['data_samples'], test_cfg=dict(multiscale_test=True))
 
 
 # ------------------------------------------------------------------ real backbone + neck

@@ -571,3 +571,77 @@ def test_two_processes_step_as_one_process_with_twice_the_batch(tmp_path):
         assert (two['updates'][name] - update).norm() <= 1e-3 * update.norm(), name
     for name, value in one['losses'].items():  # the logged losses of rank 0: the same too
         assert two['losses'][name] == pytest.approx(value, rel=1e-5), name
+
+
+# ------------------------------------------------------------------ flip test
+FLIP = [1, 0, 2, 3]  # keypoints 0 and 1 are mirror partners
+
+
+def _mirrored_maps(head, det_maps, kpt_maps, kpt_shift_px=0.0):
+    """The raw maps a mirror-equivariant network gives for the mirrored input: columns
+    reversed; box ``t_x -> -t_x`` (``2 sigmoid(-t) - 0.5 = 1.5 - (2 sigmoid(t) - 0.5)``);
+    keypoint ``x -> 1 - x`` (its decoding has no sigmoid), keypoint ``k`` in the slot of its
+    partner. ``kpt_shift_px`` moves the mirrored image's keypoints right by that many input
+    pixels at every level (raw ``+ shift / (2 * stride)``)."""
+    num_anchors, num_kpts, kpt_dim = head.num_anchors, head.num_keypoints, head.kpt_branch.kpt_dim
+    mirrored_det, mirrored_kpt = [], []
+    for det_map, kpt_map, stride in zip(det_maps, kpt_maps, STRIDES):
+        b, _, h, w = det_map.shape
+        det = det_map.view(b, num_anchors, -1, h, w).flip(-1).clone()
+        det[:, :, 0] = -det[:, :, 0]
+        mirrored_det.append(det.view(b, -1, h, w))
+        kpt = kpt_map.view(b, num_anchors, num_kpts, kpt_dim, h, w).flip(-1)[:, :, FLIP].clone()
+        kpt[:, :, :, 0] = 1 - kpt[:, :, :, 0] + kpt_shift_px / (2 * stride)
+        mirrored_kpt.append(kpt.reshape(b, -1, h, w))
+    return mirrored_det, mirrored_kpt
+
+
+@pytest.mark.parametrize('kpt_shift_px', [0.0, 1.5])
+def test_flip_test_averages_the_mirrored_prediction_anchor_by_anchor(kpt_shift_px):
+    """For a mirror-equivariant network the flip test returns the plain prediction (boxes,
+    scores, keypoints, visibility); a mirrored prediction whose keypoints sit 1.5 px further
+    right maps back 1.5 px further left, so the average is 0.75 px left of the plain one --
+    which fails if the columns, the x mapping or the keypoint partners are wrong."""
+    head = _head(num_classes=2, num_keypoints=4, kpt_dim=3)
+    with torch.no_grad():
+        det_maps, kpt_maps = head(_feats(head, batch_size=2))
+    cfg = dict(score_thr=0.3, max_per_img=50)
+    plain = head.predict_by_feat(det_maps, kpt_maps, cfg)
+    fused = head.predict_flip_by_feat(det_maps, kpt_maps,
+                                      *_mirrored_maps(head, det_maps, kpt_maps, kpt_shift_px),
+                                      FLIP, cfg)
+    for p, f in zip(plain, fused):
+        assert len(p) > 0 and len(f) == len(p)
+        torch.testing.assert_close(f.bboxes, p.bboxes, rtol=0, atol=1e-4)
+        torch.testing.assert_close(f.scores, p.scores, rtol=0, atol=1e-6)
+        assert torch.equal(f.labels, p.labels)
+        shift = torch.tensor([-kpt_shift_px / 2, 0.])
+        torch.testing.assert_close(f.keypoints, p.keypoints + shift, rtol=0, atol=1e-4)
+        torch.testing.assert_close(f.keypoint_scores, p.keypoint_scores, rtol=0, atol=1e-6)
+
+
+def test_flip_test_with_identity_partners_differs_for_a_non_identity_skeleton():
+    """The partners matter: the same maps fused with identity flip indices do not give the
+    plain keypoints back (keypoints 0 and 1 swapped before averaging)."""
+    head = _head(num_classes=1, num_keypoints=4, kpt_dim=2)
+    with torch.no_grad():
+        det_maps, kpt_maps = head(_feats(head, batch_size=1))
+    cfg = dict(score_thr=0.3, max_per_img=20)
+    plain = head.predict_by_feat(det_maps, kpt_maps, cfg)[0]
+    wrong = head.predict_flip_by_feat(det_maps, kpt_maps,
+                                      *_mirrored_maps(head, det_maps, kpt_maps),
+                                      [0, 1, 2, 3], cfg)[0]
+    assert len(plain) == len(wrong) > 0
+    torch.testing.assert_close(wrong.keypoints[:, 2:], plain.keypoints[:, 2:], rtol=0, atol=1e-4)
+    assert (wrong.keypoints[:, :2] - plain.keypoints[:, :2]).abs().max() > 0.1
+
+
+def test_flip_test_rejects_bad_partners_and_mismatched_maps():
+    head = _head(num_classes=1, num_keypoints=4, kpt_dim=2)
+    with torch.no_grad():
+        det_maps, kpt_maps = head(_feats(head, batch_size=1))
+        other_det, other_kpt = head(_feats(head, batch_size=1, img_size=96))
+    with pytest.raises(ValueError, match='not a permutation'):
+        head.predict_flip_by_feat(det_maps, kpt_maps, det_maps, kpt_maps, [0, 0, 2, 3])
+    with pytest.raises(ValueError, match='level 0 has maps of shape'):
+        head.predict_flip_by_feat(det_maps, kpt_maps, other_det, other_kpt, FLIP)

@@ -356,6 +356,9 @@ def inference(model: nn.Module,
     single = isinstance(imgs, (str, Path, np.ndarray))
     imgs = [imgs] if single else list(imgs)
     pipeline = build_test_pipeline(model.cfg, img_scale)
+    # the keypoints' mirror partners, as MMPose's datasets add them (model.test_cfg.flip_test)
+    meta = getattr(model, 'dataset_meta', None) or {}
+    extra = {'flip_indices': list(meta['flip_indices'])} if 'flip_indices' in meta else {}
     samples = []
     with DefaultScope.overwrite_default_scope(model.cfg.get('default_scope')):
         for start in range(0, len(imgs), batch_size):
@@ -364,7 +367,7 @@ def inference(model: nn.Module,
                 array, path = load_image(img)
                 batch.append(pipeline(dict(img=array, img_path=path, img_id=index,
                                            ori_shape=array.shape[:2],
-                                           img_shape=array.shape[:2])))
+                                           img_shape=array.shape[:2], **extra)))
             with torch.no_grad():
                 samples.extend(model.test_step(pseudo_collate(batch)))
     samples = [_clip_boxes(sample) for sample in samples]

@@ -389,8 +389,84 @@ class YOLOv7HeadCore(BaseModule):
             ``keypoint_scores`` ``(n, K)`` (visibility probability when ``kpt_dim == 3``,
             else 1).
         """
-        cfg = self._test_cfg(cfg)
+        return self._nms_each(*self._decode_dense(det_maps, kpt_maps), self._test_cfg(cfg))
+
+    def predict_flip_by_feat(self, det_maps: Sequence[Tensor], kpt_maps: Sequence[Tensor],
+                             flip_det_maps: Sequence[Tensor], flip_kpt_maps: Sequence[Tensor],
+                             flip_indices: Sequence[int],
+                             cfg: Optional[dict] = None) -> List[InstanceData]:
+        """Flip test: the predictions of the images and of their horizontal mirrors, averaged
+        anchor by anchor before the score filter and the NMS.
+
+        The mirror image's anchor ``a`` at cell ``(i, j)`` sees what the image's anchor ``a``
+        sees at cell ``(W - 1 - i, j)`` (the anchors are symmetric), so its decoded box, scores,
+        keypoints and keypoint scores are mapped back (``x -> W_in - x``, ``W_in`` the input
+        width; keypoint ``k`` read from its mirror partner ``flip_indices[k]``) and averaged
+        with that anchor's -- as heatmap models average the two heatmaps. A network that is
+        exactly mirror-equivariant gives the plain prediction back.
+
+        Args:
+            det_maps, kpt_maps (Sequence[Tensor]): raw maps of the images, one per level.
+            flip_det_maps, flip_kpt_maps (Sequence[Tensor]): raw maps of the mirrored images
+                (``inputs.flip(-1)``), same shapes.
+            flip_indices (Sequence[int]): mirror partner of each keypoint (the dataset
+                metainfo's ``flip_indices``); ignored without keypoints.
+            cfg (dict, optional): post-processing config, as :meth:`predict_by_feat`.
+
+        Returns:
+            list[InstanceData]: as :meth:`predict_by_feat`, in the images' input pixels.
+        """
+        for level, (det_map, flip_map) in enumerate(zip(det_maps, flip_det_maps)):
+            if det_map.shape != flip_map.shape:
+                raise ValueError(f'flip test: level {level} has maps of shape '
+                                 f'{tuple(det_map.shape)} and {tuple(flip_map.shape)} for the '
+                                 f'mirrored images')
+        widths = {det_map.shape[-1] * stride
+                  for det_map, stride in zip(det_maps, self.featmap_strides)}
+        if len(widths) != 1:
+            raise ValueError(f'flip test: the levels span different input widths {widths}; '
+                             f'pad the input to a multiple of the largest stride')
+        width = widths.pop()
         bboxes, scores, extras = self._decode_dense(det_maps, kpt_maps)
+        flip_bboxes, flip_scores, flip_extras = self._decode_dense(flip_det_maps, flip_kpt_maps)
+        mirror = self._mirror_order(det_maps)
+        flip_bboxes = flip_bboxes[:, mirror]
+        flip_bboxes = torch.stack([width - flip_bboxes[..., 2], flip_bboxes[..., 1],
+                                   width - flip_bboxes[..., 0], flip_bboxes[..., 3]], dim=-1)
+        bboxes = (bboxes + flip_bboxes) / 2
+        scores = (scores + flip_scores[:, mirror]) / 2
+        if extras:
+            partner = torch.as_tensor(list(flip_indices), dtype=torch.long,
+                                      device=bboxes.device)
+            if partner.numel() != self.num_keypoints or \
+                    not torch.equal(partner.sort().values, torch.arange(
+                        self.num_keypoints, device=partner.device)):
+                raise ValueError(f'flip test: flip_indices {list(flip_indices)} is not a '
+                                 f'permutation of the head\'s {self.num_keypoints} keypoints')
+            keypoints = flip_extras['keypoints'][:, mirror][:, :, partner]
+            keypoints = torch.stack([width - keypoints[..., 0], keypoints[..., 1]], dim=-1)
+            extras = dict(
+                keypoints=(extras['keypoints'] + keypoints) / 2,
+                keypoint_scores=(extras['keypoint_scores']
+                                 + flip_extras['keypoint_scores'][:, mirror][:, :, partner]) / 2)
+        return self._nms_each(bboxes, scores, extras, self._test_cfg(cfg))
+
+    def _mirror_order(self, det_maps: Sequence[Tensor]) -> Tensor:
+        """For the dense order of :meth:`_decode_dense` (level, anchor, row, column), the
+        index of each prediction's mirror image: same level, anchor and row, column
+        ``W - 1 - i``."""
+        order, start = [], 0
+        for det_map in det_maps:
+            height, width = det_map.shape[-2:]
+            count = self.num_anchors * height * width
+            index = torch.arange(start, start + count, device=det_map.device)
+            order.append(index.view(self.num_anchors, height, width).flip(-1).reshape(-1))
+            start += count
+        return torch.cat(order)
+
+    def _nms_each(self, bboxes: Tensor, scores: Tensor, extras: Dict[str, Tensor],
+                  cfg: dict) -> List[InstanceData]:
+        """Score filter and NMS of each image's dense predictions."""
         results = []
         for i in range(bboxes.shape[0]):
             kept = filter_and_nms(

@@ -67,8 +67,12 @@ class YOLOv7KptHead(YOLOv7HeadCore):
         Args:
             feats (Sequence[Tensor]): neck features, one per level.
             batch_data_samples (list[PoseDataSample]): metainfo with ``input_size`` ``(w, h)``.
-            test_cfg (dict, optional): post-processing overrides; ``flip_test`` and
-                ``multiscale_test`` are not supported.
+            test_cfg (dict, optional): post-processing overrides (the estimator passes its
+                ``test_cfg``). ``flip_test=True``: ``feats`` is ``[features, features of the
+                mirrored images]`` (``BottomupPoseEstimator`` with ``test_cfg.flip_test``), the
+                two predictions averaged anchor by anchor
+                (:meth:`~YOLOv7HeadCore.predict_flip_by_feat`), keypoints paired by the samples'
+                ``flip_indices`` metainfo. ``multiscale_test`` is not supported.
 
         Returns:
             list[InstanceData]: numpy fields ``bboxes`` ``(n, 4)`` (clipped to the input),
@@ -76,14 +80,21 @@ class YOLOv7KptHead(YOLOv7HeadCore):
             ``keypoint_scores`` ``(n, K)`` and ``keypoints_visible`` ``(n, K)``.
         """
         cfg = self._test_cfg(test_cfg)
-        for unsupported in ('flip_test', 'multiscale_test'):
-            if cfg.get(unsupported, False):
-                raise NotImplementedError(f'YOLOv7KptHead does not support test_cfg.'
-                                          f'{unsupported}')
-        det_maps, kpt_maps = self(feats)
+        if cfg.get('multiscale_test', False):
+            raise NotImplementedError('YOLOv7KptHead does not support test_cfg.multiscale_test')
+        if cfg.get('flip_test', False):
+            if not (isinstance(feats, (list, tuple)) and len(feats) == 2
+                    and all(isinstance(f, (list, tuple)) for f in feats)):
+                raise ValueError('flip_test needs [features, features of the mirrored images], '
+                                 "as BottomupPoseEstimator passes them when the model's "
+                                 'test_cfg has flip_test=True; set it there (model.test_cfg), '
+                                 "not in the head's test_cfg")
+            instances = self.predict_flip_by_feat(
+                *self(feats[0]), *self(feats[1]), self._flip_indices(batch_data_samples), cfg)
+        else:
+            instances = self.predict_by_feat(*self(feats), cfg)
         results = []
-        for res, sample in zip(self.predict_by_feat(det_maps, kpt_maps, cfg),
-                               batch_data_samples):
+        for res, sample in zip(instances, batch_data_samples):
             width, height = sample.metainfo['input_size']
             bboxes = res.bboxes.clone()
             bboxes[:, 0::2] = bboxes[:, 0::2].clamp(0, width)
@@ -93,3 +104,21 @@ class YOLOv7KptHead(YOLOv7HeadCore):
                 keypoints=res.keypoints, keypoint_scores=res.keypoint_scores,
                 keypoints_visible=res.keypoint_scores).numpy())
         return results
+
+    def _flip_indices(self, batch_data_samples: list) -> List[int]:
+        """The samples' ``flip_indices`` metainfo (MMPose's datasets add it; the pipeline's
+        ``PackPoseInputs`` must keep it in ``meta_keys``), checked to be one permutation of
+        the head's keypoints for the whole batch."""
+        found = [sample.metainfo.get('flip_indices') for sample in batch_data_samples]
+        if any(indices is None for indices in found):
+            raise ValueError("flip_test needs the samples' flip_indices (the mirror partner of "
+                             "each keypoint, from the dataset's metainfo): keep 'flip_indices' "
+                             "in the test pipeline's PackPoseInputs meta_keys")
+        indices = [int(i) for i in found[0]]
+        if any([int(i) for i in other] != indices for other in found[1:]):
+            raise ValueError(f'flip_test: the samples of one batch have different flip_indices '
+                             f'({indices} and others)')
+        if sorted(indices) != list(range(self.num_keypoints)):
+            raise ValueError(f"flip_test: the samples' flip_indices {indices} are not a "
+                             f"permutation of the head's {self.num_keypoints} keypoints")
+        return indices
