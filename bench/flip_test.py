@@ -53,7 +53,7 @@ def last_checkpoint(run: Path, name: Optional[str] = None) -> Path:
     return epochs[-1][1]
 
 
-def test_config(run: Path, checkpoint: Path, flip: bool, work_dir: Path):
+def scoring_config(run: Path, checkpoint: Path, flip: bool, work_dir: Path):
     """The run's config set to score ``checkpoint`` on its validation split, with or without
     the flip test."""
     from mmengine.config import Config
@@ -83,7 +83,7 @@ def test_config(run: Path, checkpoint: Path, flip: bool, work_dir: Path):
 def score(run: Path, checkpoint: Path, flip: bool, work_dir: Path) -> Dict[str, Any]:
     from mmengine.runner import Runner
     from turtle_plugin.engine import drop_disabled_default_hooks
-    cfg = test_config(run, checkpoint, flip, work_dir)
+    cfg = scoring_config(run, checkpoint, flip, work_dir)
     drop_disabled_default_hooks(cfg)
     runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
