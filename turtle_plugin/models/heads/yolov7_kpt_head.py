@@ -107,8 +107,8 @@ class YOLOv7KptHead(YOLOv7HeadCore):
 
     def _flip_indices(self, batch_data_samples: list) -> List[int]:
         """The samples' ``flip_indices`` metainfo (MMPose's datasets add it; the pipeline's
-        ``PackPoseInputs`` must keep it in ``meta_keys``), checked to be one permutation of
-        the head's keypoints for the whole batch."""
+        ``PackPoseInputs`` must keep it in ``meta_keys``), the same for the whole batch
+        (:meth:`predict_flip_by_feat` checks it is a permutation of the keypoints)."""
         found = [sample.metainfo.get('flip_indices') for sample in batch_data_samples]
         if any(indices is None for indices in found):
             raise ValueError("flip_test needs the samples' flip_indices (the mirror partner of "
@@ -118,7 +118,4 @@ class YOLOv7KptHead(YOLOv7HeadCore):
         if any([int(i) for i in other] != indices for other in found[1:]):
             raise ValueError(f'flip_test: the samples of one batch have different flip_indices '
                              f'({indices} and others)')
-        if sorted(indices) != list(range(self.num_keypoints)):
-            raise ValueError(f"flip_test: the samples' flip_indices {indices} are not a "
-                             f"permutation of the head's {self.num_keypoints} keypoints")
         return indices
