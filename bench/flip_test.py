@@ -5,10 +5,10 @@ averages the two predictions anchor by anchor (keypoints paired by the metainfo'
 ``flip_indices``; ``YOLOv7HeadCore.predict_flip_by_feat``). This script takes run folders of
 ``bench/accuracy.py`` (each holds the ``bench_config.py`` it trained with and its checkpoints),
 scores the last checkpoint of each on its validation split twice, with the run's own evaluator
-(``KptBoxCocoMetric`` against the bench's ground-truth file), and reports OKS AP, AP75, box
-mAP, mean pixel error and PCK of both, their difference and the test wall time. Nothing is
+(``KptBoxCocoMetric`` against the bench's ground-truth file), and reports OKS AP, AP50, AP75, box
+mAP, mean pixel error and PCK of both, and the test wall time, per run and as means. Nothing is
 trained; the checkpoints are the runs' own, so the two columns differ only by the flip test.
-Example (the four mirror-mouse runs of the default recipe at 300 epochs)::
+Example (the default recipe's two mirror-mouse runs at 300 epochs)::
 
     python bench/flip_test.py bench_results/acc_mouse300_init/ours_seed0 \\
         bench_results/acc_mouse300_init/ours_seed1 --out bench_results/flip_test.json
@@ -23,9 +23,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from _common import machine_info, print_table, result_payload, utc_now, write_json
-
-METRIC_KEYS = {'AP': 'coco/AP', 'AP75': 'coco/AP .75', 'box_mAP': 'coco/bbox_mAP',
-               'err_px': 'kpt/mean_err_px', 'pck': 'kpt/pck'}
+from accuracy import METRIC_KEYS  # the accuracy bench's figures, under its names
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -107,12 +105,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             row['flip' if flip else 'plain'] = score(run, checkpoint, flip,
                                                       out.parent / 'flip_test_work')
         results.append(row)
-    headers = ['run', 'checkpoint', 'OKS AP', 'flip', 'AP75', 'flip', 'box mAP', 'flip',
-               'px error', 'flip', 'PCK', 'flip', 'test s', 'flip']
+    headers = ['run', 'checkpoint', 'OKS AP', 'flip', 'AP50', 'flip', 'AP75', 'flip', 'box mAP',
+               'flip', 'px error', 'flip', 'PCK', 'flip', 'test s', 'flip']
     rows = []
     for r in results:
         cells = [Path(r['run']).parent.name + '/' + Path(r['run']).name, r['checkpoint']]
-        for key in ('AP', 'AP75', 'box_mAP', 'err_px', 'pck', 'test_seconds'):
+        for key in (*METRIC_KEYS, 'test_seconds'):
             cells += [f"{r['plain'][key]:.3f}", f"{r['flip'][key]:.3f}"]
         rows.append(cells)
     mean = {key: dict(plain=statistics.mean(r['plain'][key] for r in results),

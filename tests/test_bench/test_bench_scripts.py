@@ -855,7 +855,8 @@ def test_flip_test_bench_scores_the_last_checkpoint_with_and_without_the_flip(tm
     result, = payload['results']
     assert result['checkpoint'] == 'epoch_12.pth'
     for mode in ('plain', 'flip'):
-        assert set(result[mode]) == {'AP', 'AP75', 'box_mAP', 'err_px', 'pck', 'test_seconds'}
+        assert set(result[mode]) == {'AP', 'AP50', 'AP75', 'box_mAP', 'err_px', 'pck',
+                                     'test_seconds'}
         assert 0 <= result[mode]['AP'] <= 1 and result[mode]['err_px'] > 0
     assert result['plain']['err_px'] != result['flip']['err_px']
     assert payload['mean']['AP']['flip'] == result['flip']['AP']
