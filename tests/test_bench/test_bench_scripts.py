@@ -379,6 +379,7 @@ assign = a.ours_config('ours+ota_oks+cells5', args, 3, gt)
 centre = a.ours_config('ours+kpt_centre', args, 3, gt)
 c75 = a.ours_config('ours+close75', args, 3, gt)
 c100 = a.ours_config('ours+close100', args, 3, gt)
+lr2 = a.ours_config('ours+lr2x', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -396,6 +397,13 @@ out['close'] = [(c.default_hooks.close_mosaic.num_last_epochs,
 out['close_same'] = [dict(c.to_dict(), default_hooks=None) == dict(ours.to_dict(), default_hooks=None)
                      and dict(c.default_hooks, close_mosaic=None)
                      == dict(ours.default_hooks, close_mosaic=None) for c in (c75, c100)]
+out['lr'] = dict(lr=[c.optim_wrapper.optimizer.lr for c in (ours, lr2)],
+                same=dict(lr2.to_dict(), optim_wrapper=None)
+                == dict(ours.to_dict(), optim_wrapper=None)
+                and dict(lr2.optim_wrapper, optimizer=None)
+                == dict(ours.optim_wrapper, optimizer=None)
+                and dict(lr2.optim_wrapper.optimizer, lr=None)
+                == dict(ours.optim_wrapper.optimizer, lr=None))
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study, meta, p5)],
                     same=recipe(study) == recipe(ours),
@@ -449,6 +457,8 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     # quarters / every epoch, changing nothing else; the hook reads the bench's epochs
     assert out['close'] == [[None, 0.5], [None, 0.1], [None, 0.1], [None, 0.75], [None, 1.0]]
     assert out['close_same'] == [True, True]
+    # lr2x: the SGD learning rate doubled, nothing else
+    assert out['lr'] == dict(lr=[0.01, 0.02], same=True)
     # the study's variants: YOLO-Pose's depthwise keypoint branch; the OKS loss's sigmas --
     # the default warms them up from 1/K to the metainfo's over half the epochs, sigma_1k keeps
     # 1/K, sigma_meta (and the seed recipe) the metainfo's; OTA with YOLOX-Pose's OKS terms
