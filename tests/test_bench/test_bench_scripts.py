@@ -823,7 +823,7 @@ def test_accuracy_bench_counts_a_run_stopped_by_the_nan_stop_as_diverged(tmp_pat
     assert early['epochs'] == 4 and early['AP'] is None
 
 
-FLIP_RUN = """
+SCORED_RUN = """
 import torch
 import accuracy as a
 from mmengine.registry import init_default_scope
@@ -845,29 +845,39 @@ open({run!r} + '/epoch_3.pth', 'w').write('not a checkpoint: epoch 12 is the las
 
 
 @pytest.mark.slow
-def test_flip_test_bench_scores_the_last_checkpoint_with_and_without_the_flip(tmp_path):
-    """bench/flip_test.py on a run folder of bench/accuracy.py (its bench_config.py, written
-    before the flip test existed): the last epoch's checkpoint (12, not 3) is scored twice by
-    the run's own evaluator, plain and flipped, and the two differ (random weights are not
-    mirror-equivariant)."""
+def test_test_time_bench_scores_the_last_checkpoint_with_each_option(tmp_path):
+    """bench/test_time.py on a run folder of bench/accuracy.py (its bench_config.py, written
+    before the flip test existed): the last epoch's checkpoint (12, not 3) is scored by the
+    run's own evaluator once per mode, and the options change the figures (random weights are
+    not mirror-equivariant; merging averages overlapping candidates)."""
     run = tmp_path / 'ours_seed0'
     run.mkdir()
-    setup = subprocess.run([sys.executable, '-c', FLIP_RUN.format(sample=str(SAMPLE),
+    setup = subprocess.run([sys.executable, '-c', SCORED_RUN.format(sample=str(SAMPLE),
                                                                   run=str(run))],
                            cwd=REPO / 'bench', capture_output=True, text=True, timeout=300)
     assert setup.returncode == 0, setup.stderr[-3000:]
-    out = tmp_path / 'flip.json'
-    proc = subprocess.run([sys.executable, str(REPO / 'bench' / 'flip_test.py'), str(run),
+    out = tmp_path / 'test_time.json'
+    proc = subprocess.run([sys.executable, str(REPO / 'bench' / 'test_time.py'), str(run),
                            '--out', str(out)], cwd=REPO, capture_output=True, text=True,
                           timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     payload = json.loads(out.read_text())
     result, = payload['results']
     assert result['checkpoint'] == 'epoch_12.pth'
-    for mode in ('plain', 'flip'):
-        assert set(result[mode]) == {'AP', 'AP50', 'AP75', 'box_mAP', 'err_px', 'pck',
-                                     'test_seconds'}
-        assert 0 <= result[mode]['AP'] <= 1 and result[mode]['err_px'] > 0
-    assert result['plain']['err_px'] != result['flip']['err_px']
-    assert payload['mean']['AP']['flip'] == result['flip']['AP']
-    assert 'Flip test' in proc.stdout
+    modes = result['modes']
+    assert list(modes) == ['plain', 'flip', 'merge', 'flip+merge']
+    for figures in modes.values():
+        assert set(figures) == {'AP', 'AP50', 'AP75', 'box_mAP', 'err_px', 'pck',
+                                'test_seconds'}
+        assert 0 <= figures['AP'] <= 1 and figures['err_px'] > 0
+    assert len({figures['err_px'] for figures in modes.values()}) == 4
+    assert payload['mean']['flip']['AP'] == modes['flip']['AP']
+    assert 'Test-time options' in proc.stdout
+
+
+def test_test_time_bench_rejects_an_unknown_mode_before_scoring():
+    proc = subprocess.run([sys.executable, str(REPO / 'bench' / 'test_time.py'), 'no_such_run',
+                           '--modes', 'plain', 'flip+mirror'], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode != 0
+    assert "mode 'flip+mirror': use plain or options of ['flip', 'merge']" in proc.stderr

@@ -482,6 +482,60 @@ class TestPostProcessing:
                 row = (bboxes[i] == box).all(1).nonzero()[0, 0]
                 assert torch.equal(extras['keypoints'][i, row], kpts)
 
+    def test_merge_averages_the_suppressed_candidates_by_score(self):
+        """merge=True (YOLOv5's merge-NMS): b0 (0.9) suppressed b1 (0.8, IoU 0.68), so b0 and its
+        keypoints become (0.9 * b0 + 0.8 * b1) / 1.7; boxes that suppressed nothing keep
+        theirs; scores and labels are the kept candidates'."""
+        res = self._run(merge=True)
+        w = 0.8 / 1.7
+        assert res['scores'].tolist() == pytest.approx([0.9, 0.7, 0.6])
+        assert res['labels'].tolist() == [0, 0, 1]
+        assert res['bboxes'][0].tolist() == pytest.approx([w, w, 10 + w, 10 + w])
+        assert torch.equal(res['bboxes'][1:], self.BOXES[[2, 3]])
+        assert torch.allclose(res['keypoints'],
+                              torch.tensor([w, 2., 3.])[:, None, None].expand(3, 3, 2))
+        # below the IoU threshold nothing is suppressed, so nothing is merged
+        plain, merged = self._run(iou_threshold=0.7), self._run(iou_threshold=0.7, merge=True)
+        for key in ('bboxes', 'scores', 'labels', 'keypoints'):
+            assert torch.allclose(merged[key].float(), plain[key].float())
+
+    def test_merge_stays_within_a_class(self):
+        """multi_label: b0's class-1 candidate (0.3) overlaps b1, whose class-1 score is below
+        the threshold, so it merges with nothing; b0's class-0 candidate merges with b1's."""
+        res = self._run(multi_label=True, merge=True)
+        w = 0.8 / 1.7
+        assert res['labels'].tolist() == [0, 0, 1, 1]
+        assert res['keypoints'][:, 0, 0].tolist() == pytest.approx([w, 2., 3., 0.])
+        assert torch.equal(res['bboxes'][3], self.BOXES[0])
+
+    def test_merge_with_nothing_kept_and_integer_extras(self):
+        res = filter_and_nms(self.BOXES, self.SCORES, 0.95, 0.5, 10, merge=True,
+                             extras=dict(keypoints=self.KPTS))
+        assert res['bboxes'].shape == (0, 4) and res['keypoints'].shape == (0, 3, 2)
+        with pytest.raises(ValueError, match="merge-NMS averages every extra; 'ids'"):
+            filter_and_nms(self.BOXES, self.SCORES, 0.001, 0.5, 10, merge=True,
+                           extras=dict(ids=torch.arange(5)))
+
+    def test_head_merge_nms_is_the_weighted_mean_of_the_dense_predictions(self):
+        """Through the head (test_cfg merge_nms=True): the best box's keypoints are the
+        score-weighted mean of every dense prediction overlapping it above the IoU threshold."""
+        from torchvision.ops import box_iou
+        head = _head(num_keypoints=2, kpt_dim=2)
+        det_maps, kpt_maps = head(_feats(head, 1))
+        bboxes, scores, extras = head._decode_dense(det_maps, kpt_maps)
+        cfg = dict(score_thr=0.0, max_per_img=5, nms=dict(iou_threshold=0.1), multi_label=False)
+        plain = head.predict_by_feat(det_maps, kpt_maps, cfg)[0]
+        merged = head.predict_by_feat(det_maps, kpt_maps, dict(cfg, merge_nms=True))[0]
+        assert torch.equal(merged.scores, plain.scores)
+        top = (bboxes[0] == plain.bboxes[0]).all(1).nonzero()[0, 0]
+        best = scores[0].max(1)
+        weights = ((box_iou(bboxes[0, top:top + 1], bboxes[0])[0] > 0.1)
+                   & (best.indices == best.indices[top])) * best.values
+        expected = (weights[:, None, None] * extras['keypoints'][0]).sum(0) / weights.sum()
+        assert weights.gt(0).sum() > 1  # it did average something
+        assert torch.allclose(merged.keypoints[0], expected, atol=1e-4)
+        assert not torch.allclose(merged.keypoints[0], plain.keypoints[0])
+
     def test_extras_length_checked(self):
         with pytest.raises(ValueError, match="extra 'keypoints' has 2 rows for 5 boxes"):
             filter_and_nms(self.BOXES, self.SCORES, 0.0, 0.5, 10,

@@ -87,8 +87,9 @@ class YOLOv7HeadCore(BaseModule):
         train_cfg (dict, optional): accepted for the host frameworks' models; the assigner is
             configured by ``assigner``, so this must not hold one.
         test_cfg (dict, optional): post-processing: ``score_thr``, ``nms`` (``iou_threshold``),
-            ``nms_pre``, ``max_per_img``, ``multi_label``; missing keys take
-            ``default_test_cfg``.
+            ``nms_pre``, ``max_per_img``, ``multi_label``, ``merge_nms`` (merge-NMS: each kept
+            box and its keypoints become the score-weighted mean of the candidates it
+            suppressed, :func:`filter_and_nms`); missing keys take ``default_test_cfg``.
         init_cfg (dict | list[dict], optional): MMEngine initialisation config.
 
     The keypoint arguments are used when ``head_module.num_keypoints > 0``, which builds
@@ -97,7 +98,7 @@ class YOLOv7HeadCore(BaseModule):
 
     default_test_cfg = dict(
         multi_label=True, score_thr=0.001, nms=dict(type='nms', iou_threshold=0.65),
-        nms_pre=30000, max_per_img=300)
+        nms_pre=30000, max_per_img=300, merge_nms=False)
 
     def __init__(self,
                  head_module: dict,
@@ -473,6 +474,7 @@ class YOLOv7HeadCore(BaseModule):
                 bboxes[i], scores[i], score_thr=cfg['score_thr'],
                 iou_threshold=cfg['nms']['iou_threshold'], max_per_img=cfg['max_per_img'],
                 nms_pre=cfg.get('nms_pre', -1), multi_label=cfg['multi_label'],
+                merge=cfg['merge_nms'],
                 extras={name: value[i] for name, value in extras.items()})
             results.append(InstanceData(**kept))
         return results

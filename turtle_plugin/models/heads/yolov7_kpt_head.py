@@ -25,9 +25,7 @@ class YOLOv7KptHead(YOLOv7HeadCore):
     pose per animal.
     """
 
-    default_test_cfg = dict(
-        multi_label=False, score_thr=0.001, nms=dict(type='nms', iou_threshold=0.65),
-        nms_pre=30000, max_per_img=300)
+    default_test_cfg = dict(YOLOv7HeadCore.default_test_cfg, multi_label=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,8 +5,9 @@ Uses ``torchvision.ops.batched_nms``, which runs on CPU and on every CUDA device
 """
 from typing import Dict, Optional
 
+import torch
 from torch import Tensor
-from torchvision.ops import batched_nms
+from torchvision.ops import batched_nms, box_iou
 
 __all__ = ['filter_and_nms']
 
@@ -18,7 +19,8 @@ def filter_and_nms(bboxes: Tensor,
                    max_per_img: int,
                    nms_pre: int = -1,
                    multi_label: bool = False,
-                   extras: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+                   extras: Optional[Dict[str, Tensor]] = None,
+                   merge: bool = False) -> Dict[str, Tensor]:
     """Keep the confident boxes of one image and suppress overlaps within each class.
 
     Args:
@@ -33,6 +35,12 @@ def filter_and_nms(bboxes: Tensor,
         extras (dict[str, Tensor], optional): tensors whose first dimension is ``N``
             (keypoints ``(N, K, 2)``, keypoint scores ``(N, K)``...). They are indexed exactly
             like the boxes, so they stay attached to their box.
+        merge (bool): merge-NMS (YOLOv5's ``non_max_suppression(merge=True)``): each kept
+            box, and each of its extras, becomes the score-weighted mean of the candidates of
+            its class that overlap it by more than ``iou_threshold`` (itself included) -- the
+            neighbouring anchors that all predicted the same animal, averaged as the flip test
+            averages two passes. Scores and labels are the kept candidates'. Extras must be
+            floating point.
 
     Returns:
         dict[str, Tensor]: ``bboxes`` ``(n, 4)``, ``scores`` ``(n,)``, ``labels`` ``(n,)`` and
@@ -53,9 +61,23 @@ def filter_and_nms(bboxes: Tensor,
     if 0 < nms_pre < kept_scores.numel():
         kept_scores, top = kept_scores.topk(nms_pre)
         box_inds, labels = box_inds[top], labels[top]
-    keep = batched_nms(bboxes[box_inds].float(), kept_scores.float(), labels, iou_threshold)
+    candidates = bboxes[box_inds].float()
+    keep = batched_nms(candidates, kept_scores.float(), labels, iou_threshold)
     keep = keep[:max_per_img]  # batched_nms sorts by decreasing score
-    box_inds = box_inds[keep]
-    results = dict(bboxes=bboxes[box_inds], scores=kept_scores[keep], labels=labels[keep])
-    results.update({name: value[box_inds] for name, value in extras.items()})
+    results = dict(bboxes=bboxes[box_inds[keep]], scores=kept_scores[keep], labels=labels[keep])
+    if not merge:
+        results.update({name: value[box_inds[keep]] for name, value in extras.items()})
+        return results
+    # (kept, candidates): the candidate's score where it overlaps the kept box in its class
+    weights = ((box_iou(candidates[keep], candidates) > iou_threshold)
+               & (labels[keep, None] == labels[None])) * kept_scores.float()[None]
+    # a kept box overlaps itself, so its row sums to at least its own score (> score_thr)
+    norm = weights.sum(1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
+    results['bboxes'] = (weights @ candidates / norm).to(bboxes.dtype)
+    for name, value in extras.items():
+        if not value.is_floating_point():
+            raise ValueError(f'merge-NMS averages every extra; {name!r} is {value.dtype}')
+        rows = value[box_inds]
+        merged = weights @ rows.float().flatten(1) / norm
+        results[name] = merged.view(len(keep), *rows.shape[1:]).to(value.dtype)
     return results
