@@ -380,6 +380,7 @@ centre = a.ours_config('ours+kpt_centre', args, 3, gt)
 c75 = a.ours_config('ours+close75', args, 3, gt)
 c100 = a.ours_config('ours+close100', args, 3, gt)
 lr2 = a.ours_config('ours+lr2x', args, 3, gt)
+wu = a.ours_config('ours+warmup1k', args, 3, gt)
 def recipe(cfg):
     pipe = cfg.train_dataloader.dataset.pipeline
     return dict(assigner=cfg.model.head.assigner['type'], aux=cfg.model.head.get('loss_kpt_aux'),
@@ -404,6 +405,13 @@ out['lr'] = dict(lr=[c.optim_wrapper.optimizer.lr for c in (ours, lr2)],
                 == dict(ours.optim_wrapper, optimizer=None)
                 and dict(lr2.optim_wrapper.optimizer, lr=None)
                 == dict(ours.optim_wrapper.optimizer, lr=None))
+out['warmup'] = dict(
+    min_iters=[c.default_hooks.param_scheduler.min_warmup_iters for c in (ours, wu)],
+    same=dict(wu.to_dict(), default_hooks=None) == dict(ours.to_dict(), default_hooks=None)
+    and dict(wu.default_hooks, param_scheduler=None)
+    == dict(ours.default_hooks, param_scheduler=None)
+    and dict(wu.default_hooks.param_scheduler, min_warmup_iters=None)
+    == dict(ours.default_hooks.param_scheduler, min_warmup_iters=None))
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study, meta, p5)],
                     same=recipe(study) == recipe(ours),
@@ -459,6 +467,8 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     assert out['close_same'] == [True, True]
     # lr2x: the SGD learning rate doubled, nothing else
     assert out['lr'] == dict(lr=[0.01, 0.02], same=True)
+    # warmup1k: the turtle configs' minimum of 1000 warm-up iterations, nothing else
+    assert out['warmup'] == dict(min_iters=[0, 1000], same=True)
     # the study's variants: YOLO-Pose's depthwise keypoint branch; the OKS loss's sigmas --
     # the default warms them up from 1/K to the metainfo's over half the epochs, sigma_1k keeps
     # 1/K, sigma_meta (and the seed recipe) the metainfo's; OTA with YOLOX-Pose's OKS terms
