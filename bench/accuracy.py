@@ -181,9 +181,10 @@ VARIANTS: Dict[str, Callable] = {
     # twice the SGD learning rate (0.02 instead of hyp.scratch's 0.01): on the short schedules
     # of small sets the default underfits (its error on the training frames equals that on val)
     'lr2x': lambda cfg: cfg.optim_wrapper.optimizer.update(lr=2 * cfg.optim_wrapper.optimizer.lr),
-    # YOLOv7's warm-up of at least 1000 iterations (the turtle configs' schedule) instead of
-    # the bench config's 3 epochs: on a set of 72-210 frames at batch 8, 1000 iterations are
-    # 37-111 epochs, a third to all of a 90-100-epoch run
+    # YOLOv7's warm-up of at least 1000 iterations (turtle_kpt_p5.py's; the turtle keypoint
+    # configs' until the bench measured it) instead of the keypoint configs' 3 epochs: on a set
+    # of 72-210 frames at batch 8, 1000 iterations are 37-111 epochs, a third to all of a
+    # 90-100-epoch run
     'warmup1k': lambda cfg: cfg.default_hooks.param_scheduler.update(min_warmup_iters=1000),
     # evaluation images shrunk by pixel-area averaging (YOLOv7's test.py) or bilinear
     'area_eval': lambda cfg: _val_shrink(cfg, 'area'),

@@ -33,6 +33,4 @@ test_dataloader = val_dataloader
 train_cfg = dict(max_epochs=max_epochs, val_interval=val_interval)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=val_interval),
-    # a 16-image set has 2 iterations per epoch: warm up for 3 epochs, not the original's 1000 its
-    param_scheduler=dict(min_warmup_iters=0))
+    checkpoint=dict(interval=val_interval))

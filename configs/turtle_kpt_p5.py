@@ -44,4 +44,6 @@ train_cfg = dict(dynamic_intervals=[(_base_.max_epochs - _base_.close_mosaic_epo
 default_hooks = dict(
     close_mosaic=dict(new_train_pipeline=train_pipeline_stage2,
                       num_last_epochs=_base_.close_mosaic_epochs, last_ratio=None),
-    kpt_sigma_warmup=dict(warmup_ratio=0))
+    kpt_sigma_warmup=dict(warmup_ratio=0),
+    # YOLOv7's warm-up: 3 epochs, at least 1000 iterations
+    param_scheduler=dict(min_warmup_iters=1000))

@@ -171,6 +171,7 @@ def _recipe(cfg):
                 kpt_prior=cfg.model.head.head_module.get('kpt_prior', 'zero'),
                 aux=(cfg.model.head.get('loss_kpt_aux') or {}).get('type'),
                 sigma_warmup=cfg.default_hooks.kpt_sigma_warmup.warmup_ratio,
+                min_warmup_iters=cfg.default_hooks.param_scheduler.min_warmup_iters,
                 affine=(affine['translate'], affine['scale']),
                 affine2=(affine2['translate'], affine2['scale']), mixup=mix,
                 mosaic9=choice, eval_shrink=resize.get('shrink_interpolation', 'linear'),
@@ -185,23 +186,24 @@ def test_keypoint_configs_train_the_default_recipe(name):
     """YOLO-Pose's hyp.pose + YOLOv5 assignment + the L1 keypoint term + area shrinking + the
     loss's sigmas warmed up over half the epochs + the mosaic closed for the second half (and
     validation every val_interval epochs to the end) + keypoints starting at the diagonal
-    neighbour's centre (keypoint-conv bias 0)."""
+    neighbour's centre (keypoint-conv bias 0) + a 3-epoch lr warm-up without YOLOv7's
+    1000-iteration minimum."""
     assert _recipe(Config.fromfile(CONFIGS / name)) == dict(
         assigner='YOLOv5Assigner', kpt_prior='zero', aux='KptScaledL1Loss', affine=(0.1, 0.5),
         affine2=(0.1, 0.5), mixup=[], mosaic9=[], eval_shrink='area', sigma_warmup=0.5,
-        close=(None, 0.5), dense_val=None)
+        min_warmup_iters=0, close=(None, 0.5), dense_val=None)
 
 
 def test_p5_config_is_the_seed_recipe():
     """hyp.scratch.p5 (4/9-image mosaic 0.8/0.2, translate 0.2, scale 0.9, MixUp 0.15; closed
     for the schedule's last 15 of 300 epochs, validated every epoch from there), OTA, OKS alone,
-    bilinear shrinking, keypoints starting at the diagonal neighbour's centre (bias 0);
-    everything else as turtle_kpt.py."""
+    bilinear shrinking, keypoints starting at the diagonal neighbour's centre (bias 0), YOLOv7's
+    warm-up of at least 1000 iterations; everything else as turtle_kpt.py."""
     p5 = Config.fromfile(CONFIGS / 'turtle_kpt_p5.py')
     assert _recipe(p5) == dict(
         assigner='YOLOv7OTAAssigner', kpt_prior='zero', aux=None, affine=(0.2, 0.9),
         affine2=(0.2, 0.9), mixup=[0.15], mosaic9=[[0.8, 0.2]], eval_shrink='linear',
-        sigma_warmup=0, close=(15, None), dense_val=[(285, 1)])
+        sigma_warmup=0, min_warmup_iters=1000, close=(15, None), dense_val=[(285, 1)])
     default = Config.fromfile(CONFIGS / 'turtle_kpt.py')
     for cfg in (p5, default):  # compared by _recipe above
         cfg.train_cfg.pop('dynamic_intervals')
@@ -212,6 +214,7 @@ def test_p5_config_is_the_seed_recipe():
         for key in ('new_train_pipeline', 'num_last_epochs', 'last_ratio'):
             cfg.default_hooks.close_mosaic.pop(key)
         cfg.default_hooks.kpt_sigma_warmup.pop('warmup_ratio')
+        cfg.default_hooks.param_scheduler.pop('min_warmup_iters')
     assert p5.default_hooks == default.default_hooks
     for cfg in (p5, default):
         cfg.model.head.head_module.pop('kpt_prior')
