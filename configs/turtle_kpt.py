@@ -164,7 +164,7 @@ default_hooks = dict(
     # as Tiger-Pose's). The metric keeps the metainfo's; warmup_ratio=0 turns it off.
     kpt_sigma_warmup=dict(type='KptSigmaWarmupHook', start='uniform', warmup_ratio=0.5),
     # warm up for the schedule's 3 epochs, without YOLOv7's minimum of 1000 iterations: on a
-    # set of 70-210 frames at batch 8 that minimum is 37-111 epochs at a fraction of the lr,
+    # set of 72-210 frames at batch 8 that minimum is 37-111 epochs at a fraction of the lr,
     # and keypoints barely learn in a 90-100-epoch run (BENCHMARKS.md, Accuracy: OKS AP 0.003
     # against 0.064 on mirror-mouse). Sets of over 2,700 frames warm up longer than 1000
     # iterations either way.

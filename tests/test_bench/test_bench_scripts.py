@@ -467,7 +467,7 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
     assert out['close_same'] == [True, True]
     # lr2x: the SGD learning rate doubled, nothing else
     assert out['lr'] == dict(lr=[0.01, 0.02], same=True)
-    # warmup1k: the turtle configs' minimum of 1000 warm-up iterations, nothing else
+    # warmup1k: YOLOv7's minimum of 1000 warm-up iterations (turtle_kpt_p5.py's), nothing else
     assert out['warmup'] == dict(min_iters=[0, 1000], same=True)
     # the study's variants: YOLO-Pose's depthwise keypoint branch; the OKS loss's sigmas --
     # the default warms them up from 1/K to the metainfo's over half the epochs, sigma_1k keeps
