@@ -395,23 +395,20 @@ out['budget'] = [(c.train_cfg.max_epochs, c.train_cfg.val_interval, c.train_data
                  for c in (ours, p5, peer)]
 out['close'] = [(c.default_hooks.close_mosaic.num_last_epochs,
                  c.default_hooks.close_mosaic.last_ratio) for c in (ours, study, p5, c75, c100)]
-out['close_same'] = [dict(c.to_dict(), default_hooks=None) == dict(ours.to_dict(), default_hooks=None)
-                     and dict(c.default_hooks, close_mosaic=None)
-                     == dict(ours.default_hooks, close_mosaic=None) for c in (c75, c100)]
+def same_but(cfg, *path):
+    # cfg equals ours but for the last key of path: at each level every other key is equal
+    mine, theirs = cfg.to_dict(), ours.to_dict()
+    for key in path:
+        if dict(mine, **{{key: None}}) != dict(theirs, **{{key: None}}):
+            return False
+        mine, theirs = mine[key], theirs[key]
+    return True
+out['close_same'] = [same_but(c, 'default_hooks', 'close_mosaic') for c in (c75, c100)]
 out['lr'] = dict(lr=[c.optim_wrapper.optimizer.lr for c in (ours, lr2)],
-                same=dict(lr2.to_dict(), optim_wrapper=None)
-                == dict(ours.to_dict(), optim_wrapper=None)
-                and dict(lr2.optim_wrapper, optimizer=None)
-                == dict(ours.optim_wrapper, optimizer=None)
-                and dict(lr2.optim_wrapper.optimizer, lr=None)
-                == dict(ours.optim_wrapper.optimizer, lr=None))
+                 same=same_but(lr2, 'optim_wrapper', 'optimizer', 'lr'))
 out['warmup'] = dict(
     min_iters=[c.default_hooks.param_scheduler.min_warmup_iters for c in (ours, wu)],
-    same=dict(wu.to_dict(), default_hooks=None) == dict(ours.to_dict(), default_hooks=None)
-    and dict(wu.default_hooks, param_scheduler=None)
-    == dict(ours.default_hooks, param_scheduler=None)
-    and dict(wu.default_hooks.param_scheduler, min_warmup_iters=None)
-    == dict(ours.default_hooks.param_scheduler, min_warmup_iters=None))
+    same=same_but(wu, 'default_hooks', 'param_scheduler', 'min_warmup_iters'))
 out['study'] = dict(kpt_head=[c.model.head.head_module.kpt_head for c in (ours, study)],
                     sigmas=[c.model.head.kpt_sigmas for c in (ours, study, meta, p5)],
                     same=recipe(study) == recipe(ours),
