@@ -58,7 +58,7 @@ def test_prepare_openfield_converts_the_example_as_the_held_out_protocol(tmp_pat
     data = yaml.safe_load((out / 'data.yaml').read_text())
     assert data['kpt_shape'] == [4, 2] and data['names'] == {0: 'mouse'}
     assert data['flip_idx'] == [0, 2, 1, 3]  # the ears swap
-    assert data['kpt_names'] == ['snout', 'leftear', 'rightear', 'tailbase']
+    assert data['kpt_names'] == {0: ['snout', 'leftear', 'rightear', 'tailbase']}
     namespace = {}
     exec((out / 'metainfo.py').read_text(), namespace)
     assert namespace['dataset_info']['joint_weights'] == [1.0] * 4

@@ -1,10 +1,13 @@
 """The metainfo files parse with MMPose and give the flips, skeleton and sigmas intended; a data
 yaml without one gives the metainfo derived from it, the same for every reader."""
+import re
+
 import numpy as np
 import pytest
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-from turtle_plugin.datasets import YOLOKptDataset, load_pose_metainfo
+from turtle_plugin.datasets import (YOLOKptDataset, YOLOLabelError, data_yaml_metainfo,
+                                    load_pose_metainfo, read_data_yaml)
 from turtle_plugin.datasets.transforms.kpt_geometry import check_flip_indices
 from .helpers import TIGER_META, TURTLE_META, make_split, turtle_row
 
@@ -90,3 +93,84 @@ def test_default_metainfo_with_names_and_sigma():
     np.testing.assert_allclose(meta['sigmas'], [0.05] * 3)
     with pytest.raises(ValueError, match='2 keypoint names for 3 keypoints'):
         default_pose_metainfo(3, names=['a', 'b'])
+
+
+# ------------------------------------------------------------- kpt_names of a data yaml
+NAMED = YAML + 'kpt_names:\n  0: [nose, tail, l_ear, r_ear]\n  1: [nose, tail, l_ear, r_ear]\n'
+
+
+@pytest.mark.parametrize('kpt_names', [
+    '  0: [nose, tail, l_ear, r_ear]\n  1: [nose, tail, l_ear, r_ear]\n',  # Ultralytics
+    '  0: [nose, tail, l_ear, r_ear]\n',  # Ultralytics, one class listed
+    '  "1": [nose, tail, l_ear, r_ear]\n',  # a string key
+    '  - nose\n  - tail\n  - l_ear\n  - r_ear\n',  # one list (dlc2yolo before 2026-12-03)
+])
+def test_metainfo_named_by_the_yaml_kpt_names(tmp_path, kpt_names):
+    """Ultralytics' per-class kpt_names, or one list, name the keypoints; the swaps follow
+    flip_idx under those names; the warning still says the sigmas are 1/K."""
+    yaml_file = tmp_path / 'data.yaml'
+    yaml_file.write_text(YAML + 'kpt_names:\n' + kpt_names)
+    with pytest.warns(UserWarning, match=r'gives keypoint names \(kpt_names\), swapped on a '
+                      r'flip as its flip_idx says, but no OKS sigmas or skeleton: the sigmas '
+                      r'are 1/K = 0\.250'):
+        meta = load_pose_metainfo(dict(from_file=str(yaml_file)))
+        info = data_yaml_metainfo(read_data_yaml(yaml_file))['keypoint_info']
+    assert meta['keypoint_id2name'] == {0: 'nose', 1: 'tail', 2: 'l_ear', 3: 'r_ear'}
+    assert meta['flip_indices'] == [1, 0, 2, 3]  # YAML's flip_idx, whatever the names say
+    assert [info[i]['swap'] for i in range(4)] == ['tail', 'nose', '', '']
+    np.testing.assert_allclose(meta['sigmas'], [0.25] * 4)
+
+
+@pytest.mark.parametrize('kpt_names, match', [
+    ('  0: [nose, tail, l_ear]\n', r'kpt_names\[0\] has 3 names but kpt_shape says 4'),
+    ('  - nose\n  - tail\n', r'kpt_names has 2 names but kpt_shape says 4'),
+    ('  0: [nose, tail, l_ear, r_ear]\n  1: [nose, tail, r_ear, l_ear]\n',
+     r"kpt_names names the keypoints of class 1 \(pup\) \['nose', 'tail', 'r_ear', 'l_ear'\] "
+     r"but those of class 0 \(seal\) \['nose', 'tail', 'l_ear', 'r_ear'\]"),
+    ('  2: [nose, tail, l_ear, r_ear]\n', r"kpt_names is keyed by class index \(0\.\.1 for names "
+     r"\['seal', 'pup'\]\), got key 2"),
+    ('  0: [nose, nose, l_ear, r_ear]\n', r"kpt_names\[0\] repeats \['nose'\]"),
+    ('  0: nose\n', r"kpt_names\[0\] must be a list of keypoint names, got 'nose'"),
+    ('  0: [nose, null, l_ear, r_ear]\n', r'kpt_names\[0\] must be a list of keypoint names'),
+    ('  0: [nose, yes, l_ear, r_ear]\n', r'kpt_names\[0\] must be a list of keypoint names'),
+    (' nose\n', r'kpt_names must be \{class index: \[names\]\} or a list of names, got str'),
+])
+def test_bad_kpt_names_name_the_yaml(tmp_path, kpt_names, match):
+    yaml_file = tmp_path / 'data.yaml'
+    yaml_file.write_text(YAML + 'kpt_names:\n' + kpt_names)
+    with pytest.raises(YOLOLabelError, match=f'data yaml {re.escape(str(yaml_file))}: ' + match):
+        read_data_yaml(yaml_file)
+
+
+def test_empty_and_numbered_kpt_names(tmp_path):
+    """Empty kpt_names is none; numbers name keypoints by their digits (yaml reads them as
+    ints)."""
+    yaml_file = tmp_path / 'data.yaml'
+    yaml_file.write_text(YAML + 'kpt_names: {}\n')
+    assert read_data_yaml(yaml_file)['kpt_names'] is None
+    yaml_file.write_text(YAML + 'kpt_names: {0: [1, 2, 3, nose]}\n')
+    assert read_data_yaml(yaml_file)['kpt_names'] == ['1', '2', '3', 'nose']
+    yaml_file.write_text(YAML)
+    assert read_data_yaml(yaml_file)['kpt_names'] is None
+
+
+def test_kpt_names_must_agree_with_a_metainfo_file(tmp_path):
+    """A metainfo file and the yaml's kpt_names in another order would train and score every
+    keypoint under the wrong name: an error naming both; the same names pass."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpose')
+    make_split(tmp_path, {'a': turtle_row() + '\n'})
+    names = ['head', 'front_left_flipper', 'front_right_flipper', 'rear_left_flipper',
+             'rear_right_flipper', 'tail']
+    yaml_file = tmp_path / 'data.yaml'
+    base = 'train: train\nval: train\nnames: [turtle]\nkpt_shape: [6, 2]\n'
+    yaml_file.write_text(base + f'kpt_names: {{0: {names}}}\n')
+    meta = YOLOKptDataset(data_yaml=str(yaml_file), metainfo=dict(from_file=TURTLE_META)).metainfo
+    assert [meta['keypoint_id2name'][i] for i in range(6)] == names
+    swapped = names[:1] + names[2:3] + names[1:2] + names[3:]
+    yaml_file.write_text(base + f'kpt_names: {{0: {swapped}}}\n')
+    with pytest.raises(YOLOLabelError, match=(
+            rf"data yaml {re.escape(str(yaml_file))} kpt_names \['head', 'front_right_flipper'"
+            rf".* disagree with {re.escape(TURTLE_META)} keypoint names \['head', "
+            rf"'front_left_flipper'.*remove kpt_names from the yaml")):
+        YOLOKptDataset(data_yaml=str(yaml_file), metainfo=dict(from_file=TURTLE_META))

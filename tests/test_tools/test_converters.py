@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -85,7 +86,13 @@ def test_coco_yolo_coco_round_trip_with_hidden_keypoints(tmp_path):
     result = coco2yolo.coco_to_yolo(src, str(tmp_path / 'yolo'), img_dir=str(COCO_TESTDATA),
                                     link_images=True)
     assert result['kpt_dim'] == 3 and result['num_keypoints'] == 17  # v = 1 needs the column
-    back = yolo2coco.yolo_to_coco(str(result['data_yaml']), 'train')
+    # the category's keypoint names travel as the yaml's kpt_names (Ultralytics' form) and
+    # come back as the category's keypoints with no metainfo file
+    assert yaml.safe_load(result['data_yaml'].read_text())['kpt_names'] == {
+        0: src['categories'][0]['keypoints']}
+    with pytest.warns(UserWarning, match=r'gives keypoint names \(kpt_names\)'):
+        back = yolo2coco.yolo_to_coco(str(result['data_yaml']), 'train')
+    assert back['categories'][0]['keypoints'] == src['categories'][0]['keypoints']
     src_images = {i['file_name']: i for i in src['images']}
     for img in back['images']:
         # the data yaml's split folder is images/, so names gain that prefix
@@ -132,3 +139,22 @@ def test_coco2yolo_bad_input(tmp_path):
     del coco['images'][0]['width']
     with pytest.raises(YOLOLabelError, match='image id 1 has no width/height'):
         coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'))
+
+
+def test_coco2yolo_kpt_names_only_when_the_categories_agree(tmp_path):
+    """One metainfo names every class's keypoints: categories listing the same K names give
+    Ultralytics' kpt_names for each; differing lists, or lists of another length, give none."""
+    def convert(cats):
+        coco = dict(images=[dict(id=1, file_name='a.jpg', width=10, height=10)],
+                    categories=cats, annotations=[dict(id=1, image_id=1, category_id=1,
+                                                       bbox=[1, 1, 2, 2],
+                                                       keypoints=[1, 1, 2, 2, 2, 2])])
+        result = coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'), num_keypoints=2)
+        return yaml.safe_load(result['data_yaml'].read_text()).get('kpt_names')
+
+    same = [dict(id=1, name='seal', keypoints=['nose', 'tail']),
+            dict(id=2, name='pup', keypoints=['nose', 'tail'])]
+    assert convert(same) == {0: ['nose', 'tail'], 1: ['nose', 'tail']}
+    assert convert([same[0], dict(id=2, name='pup', keypoints=['tail', 'nose'])]) is None
+    assert convert([dict(id=1, name='seal', keypoints=['nose'])]) is None
+    assert convert([dict(id=1, name='seal')]) is None

@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from mmengine.registry import init_default_scope
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-from turtle_plugin.datasets import LabelSpec, YOLOLabelError, parse_label_file
+from turtle_plugin.datasets import (LabelSpec, YOLOKptDataset, YOLOLabelError,
+                                    load_pose_metainfo, parse_label_file)
 
 from conftest import load_tool
 
@@ -100,9 +102,19 @@ def test_split_data_yaml_and_metainfo(tmp_path):
     data = yaml.safe_load(result['data_yaml'].read_text())
     assert data['kpt_shape'] == [2, 2] and data['flip_idx'] == [1, 0]
     assert data['names'] == {0: 'mouse'} and data['val'] == 'val/images'
+    assert data['kpt_names'] == {0: ['a', 'b']}  # Ultralytics' form: names per class
     meta = parse_pose_metainfo(dict(from_file=str(result['metainfo'])))
     assert meta['flip_indices'] == [1, 0] and meta['keypoint_id2name'] == {0: 'a', 1: 'b'}
     np.testing.assert_allclose(meta['sigmas'], [0.05, 0.05])
+    # the yaml alone names the keypoints as the metainfo file does, and agrees with it
+    with pytest.warns(UserWarning, match=r'gives keypoint names \(kpt_names\)'):
+        from_yaml = load_pose_metainfo(dict(from_file=str(result['data_yaml'])))
+    assert from_yaml['keypoint_id2name'] == meta['keypoint_id2name']
+    assert from_yaml['flip_indices'] == meta['flip_indices']
+    init_default_scope('mmpose')
+    both = YOLOKptDataset(data_yaml=str(result['data_yaml']),
+                          metainfo=dict(from_file=str(result['metainfo']))).metainfo
+    assert both['keypoint_id2name'] == meta['keypoint_id2name']
 
 
 def test_pixels_survive_the_dataset_round_trip(tmp_path):

@@ -5,8 +5,10 @@
 
 Writes one label file per image (empty for images without objects) where the YOLO sibling rule
 looks for it -- ``OUT/images/<file_name>`` with its last ``images`` folder renamed ``labels`` --
-the images there as symlinks or copies when asked, and ``OUT/data.yaml``. Class
-``cls`` is the category's position in id order; keypoints are written as ``x y`` when the
+the images there as symlinks or copies when asked, and ``OUT/data.yaml`` (``names``,
+``kpt_shape``, and the categories' keypoint names as Ultralytics' ``kpt_names`` when they list
+K names, the same for every category that lists them). Class ``cls`` is the category's position
+in id order; keypoints are written as ``x y`` when the
 ``(0, 0)`` = unlabelled rule loses nothing, as ``x y v`` otherwise (``--kpt-dim`` forces
 either). Crowd annotations and boxes without area are skipped and logged; keypoint lists of the
 wrong length are an error naming the annotation.
@@ -101,6 +103,11 @@ def coco_to_yolo(coco_json: Union[str, Dict],
     data = {split: 'images', 'names': dict(enumerate(names))}
     if k:
         data.update(kpt_shape=[k, kpt_dim])
+        # Ultralytics' kpt_names: each category's own keypoint names, when it lists K of them
+        kpt_names = {i: [str(n) for n in c['keypoints']] for i, c in enumerate(cats)
+                     if len(c.get('keypoints') or ()) == k}
+        if kpt_names and len({tuple(v) for v in kpt_names.values()}) == 1:
+            data.update(kpt_names=kpt_names)
     data_yaml = out / 'data.yaml'
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     return dict(names=names, num_keypoints=k, kpt_dim=kpt_dim, label_files=label_files,

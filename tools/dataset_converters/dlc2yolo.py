@@ -346,7 +346,7 @@ def dlc_to_yolo(csv_files: Union[str, Sequence[str]], out_dir: str,
         result['num_instances'][split] = sum(len(rows) for _, _, rows in items)
     data = dict(path=str(out.resolve()), **{s: f'{s}/images' for s in result['num_images']},
                 kpt_shape=[len(names), kpt_dim], flip_idx=flip, names={0: class_name},
-                kpt_names=names)
+                kpt_names={0: list(names)})  # Ultralytics' form: the names of each class
     result['data_yaml'] = out / 'data.yaml'
     result['data_yaml'].write_text(yaml.safe_dump(data, sort_keys=False))
     result['metainfo'] = out / 'metainfo.py'

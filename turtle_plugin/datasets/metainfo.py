@@ -5,9 +5,9 @@ the datasets (flip indices for the transforms, names and sigmas for the metric) 
 head (OKS sigmas of the loss). ``from_file`` is either an MMPose metainfo file
 (``configs/_base_/datasets/turtle.py``: names, flip pairs, skeleton, sigmas) or, for a dataset
 without one, its YOLO data yaml, from which :func:`data_yaml_metainfo` derives the metainfo:
-keypoints ``kpt_0 .. kpt_{K-1}`` (``kpt_shape``), swapped as ``flip_idx`` says, sigmas
-``1 / K`` each (the value Ultralytics' pose metric uses for non-COCO skeletons, so OKS numbers
-compare with Ultralytics'), classes from ``names``.
+keypoints named by ``kpt_names`` or else ``kpt_0 .. kpt_{K-1}`` (``kpt_shape``), swapped as
+``flip_idx`` says, sigmas ``1 / K`` each (the value Ultralytics' pose metric uses for non-COCO
+skeletons, so OKS numbers compare with Ultralytics'), classes from ``names``.
 """
 import warnings
 from pathlib import Path
@@ -61,28 +61,36 @@ def default_pose_metainfo(num_keypoints: int, flip_indices: Optional[Sequence[in
 
 def data_yaml_metainfo(data: DataYaml, dataset_name: str = 'yolo_kpt') -> Dict:
     """The ``dataset_info`` of a YOLO data yaml that has no metainfo file, with a warning that
-    says how to name the keypoints.
+    says what the yaml leaves undefined and how to define it.
 
     Args:
         data (DataYaml): the read data yaml (:func:`read_data_yaml`); needs ``kpt_shape``.
         dataset_name (str): name recorded in the metainfo.
 
     Returns:
-        dict: :func:`default_pose_metainfo` of ``kpt_shape[0]`` keypoints and ``flip_idx``.
+        dict: :func:`default_pose_metainfo` of ``kpt_shape[0]`` keypoints, named by the yaml's
+        ``kpt_names`` (else ``kpt_0 ..``), swapped as its ``flip_idx`` says.
     """
     if data['kpt_shape'] is None:
         raise YOLOLabelError(f'data yaml {data["path"]} has no kpt_shape: give the keypoints a '
                              f'metainfo file, metainfo=dict(from_file=...)')
     num_keypoints = data['kpt_shape'][0]
+    names = data.get('kpt_names')
     flips = 'none swapped on a flip (no flip_idx)' if data['flip_idx'] is None else \
         'swapped on a flip as its flip_idx says'
+    if names is None:
+        what = (f'names no keypoints: they are kpt_0 .. kpt_{num_keypoints - 1}, {flips}, '
+                f'with OKS sigmas 1/K = {1 / num_keypoints:.3f} each and no skeleton. To name '
+                f'them, add kpt_names to the yaml or write')
+    else:
+        what = (f'gives keypoint names (kpt_names), {flips}, but no OKS sigmas or skeleton: '
+                f'the sigmas are 1/K = {1 / num_keypoints:.3f} each, with no skeleton. To set '
+                f'them, write')
     warnings.warn(
-        f'data yaml {data["path"]} names no keypoints: they are kpt_0 .. '
-        f'kpt_{num_keypoints - 1}, {flips}, with OKS sigmas 1/K = {1 / num_keypoints:.3f} each '
-        f'and no skeleton. To name them, write a metainfo file like '
-        f'configs/_base_/datasets/turtle.py (names, left/right swaps, skeleton, sigmas) and '
-        f'set `metainfo = dict(from_file=...)` to it in the config.', UserWarning)
-    return default_pose_metainfo(num_keypoints, data['flip_idx'], dataset_name)
+        f'data yaml {data["path"]} {what} a metainfo file like configs/_base_/datasets/turtle.py '
+        f'(names, left/right swaps, skeleton, sigmas) and set `metainfo = dict(from_file=...)` '
+        f'to it in the config.', UserWarning)
+    return default_pose_metainfo(num_keypoints, data['flip_idx'], dataset_name, names=names)
 
 
 def is_data_yaml(path) -> bool:

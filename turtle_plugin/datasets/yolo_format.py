@@ -42,7 +42,8 @@ class UnreadableImageError(OSError):
 
 class DataYaml(dict):
     """Parsed data yaml: ``root`` (Path), ``names`` (list[str]), ``kpt_shape`` (tuple | None),
-    ``flip_idx`` (list | None), ``splits`` (dict of raw split entries), ``path`` (the yaml)."""
+    ``flip_idx`` (list | None), ``kpt_names`` (list[str] | None), ``splits`` (dict of raw split
+    entries), ``path`` (the yaml)."""
 
 
 def read_data_yaml(path: Union[str, Path]) -> DataYaml:
@@ -50,7 +51,8 @@ def read_data_yaml(path: Union[str, Path]) -> DataYaml:
 
     ``names`` may be a list or a ``{index: name}`` dict; ``nc``, when present, must agree with
     it. The dataset root is the ``path`` entry (relative to the yaml's folder) or the yaml's
-    folder.
+    folder. ``kpt_names`` (keypoint names) may be Ultralytics' ``{class index: [K names]}`` or
+    one list of K names; see :func:`_read_kpt_names`.
 
     Args:
         path (str | Path): the yaml file.
@@ -98,13 +100,70 @@ def read_data_yaml(path: Union[str, Path]) -> DataYaml:
     if flip_idx is not None and kpt_shape is not None and len(flip_idx) != kpt_shape[0]:
         raise YOLOLabelError(f'data yaml {path}: flip_idx has {len(flip_idx)} entries but '
                              f'kpt_shape says {kpt_shape[0]} keypoints')
+    kpt_names = _read_kpt_names(raw.get('kpt_names'), names, kpt_shape, path)
     root = Path(raw['path']) if raw.get('path') else Path('.')
     if not root.is_absolute():
         root = path.parent / root
     splits = {k: raw[k] for k in ('train', 'val', 'test') if raw.get(k)}
     return DataYaml(root=root, names=names, kpt_shape=kpt_shape,
                     flip_idx=None if flip_idx is None else [int(i) for i in flip_idx],
-                    splits=splits, path=path)
+                    kpt_names=kpt_names, splits=splits, path=path)
+
+
+def _read_kpt_names(raw, names: List[str], kpt_shape: Optional[Tuple[int, int]],
+                    path: Path) -> Optional[List[str]]:
+    """The keypoint names of a data yaml's ``kpt_names``, or None when it has none.
+
+    Ultralytics writes ``kpt_names: {class index: [K names]}`` (one list per class);
+    ``dlc2yolo.py`` before it wrote one list of K names, which is read too. One metainfo names
+    the keypoints of every class, so the classes' lists must be the same: a yaml naming them
+    differently per class is an error, as is a list whose length is not ``kpt_shape``'s K, a
+    class index not in ``names``, or a name that is empty, not a string or an integer (read as
+    its digits), or repeated. An empty
+    ``kpt_names`` is read as none (as Ultralytics reads it).
+    """
+    if raw is None or (isinstance(raw, (dict, list, tuple)) and not raw):
+        return None  # absent or empty: unnamed, as Ultralytics reads it
+    where = f'data yaml {path}: kpt_names'
+    if isinstance(raw, dict):
+        lists = {}
+        for key, value in raw.items():
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                index = -1
+            if not 0 <= index < len(names):
+                raise YOLOLabelError(f'{where} is keyed by class index (0..{len(names) - 1} '
+                                     f'for names {names}), got key {key!r}')
+            lists[index] = value
+    elif isinstance(raw, (list, tuple)):
+        lists = {None: raw}
+    else:
+        raise YOLOLabelError(f'{where} must be {{class index: [names]}} or a list of names, '
+                             f'got {type(raw).__name__}')
+    checked = {}
+    for index, value in lists.items():
+        at = where if index is None else f'{where}[{index}]'
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(n, (str, int)) and not isinstance(n, bool) and str(n).strip()
+                for n in value):  # numbers name keypoints as their digits, as Ultralytics'
+            raise YOLOLabelError(f'{at} must be a list of keypoint names, got {value!r}')
+        value = [str(n) for n in value]
+        if kpt_shape is not None and len(value) != kpt_shape[0]:
+            raise YOLOLabelError(f'{at} has {len(value)} names but kpt_shape says '
+                                 f'{kpt_shape[0]} keypoints')
+        if len(set(value)) != len(value):
+            repeated = sorted({n for n in value if value.count(n) > 1})
+            raise YOLOLabelError(f'{at} repeats {repeated}: each keypoint needs its own name')
+        checked[index] = value
+    first_index, first = next(iter(checked.items()))
+    for index, value in checked.items():
+        if value != first:
+            raise YOLOLabelError(
+                f'{where} names the keypoints of class {index} ({names[index]}) {value} but '
+                f'those of class {first_index} ({names[first_index]}) {first}: one metainfo names '
+                f'the keypoints of every class; give one list, or a metainfo file')
+    return first
 
 
 def _resolve(entry: str, data: DataYaml) -> Path:

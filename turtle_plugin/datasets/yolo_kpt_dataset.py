@@ -73,7 +73,9 @@ class YOLOKptDataset(BaseDataset):
             ``dict(from_file='configs/_base_/datasets/turtle.py')``, or ``dict(from_file=...)``
             naming a data yaml to derive it from (:func:`load_pose_metainfo`); may add
             ``classes``. When omitted it is derived from this dataset's data yaml
-            (``kpt_shape``, ``flip_idx``, ``names``: :func:`data_yaml_metainfo`, which warns).
+            (``kpt_shape``, ``flip_idx``, ``kpt_names``, ``names``: :func:`data_yaml_metainfo`,
+            which warns). A yaml's ``flip_idx``, ``kpt_names`` and ``names`` must agree with a
+            metainfo given here.
         data_mode (str): ``'bottomup'`` (one sample per image) or ``'topdown'`` (per object).
         coord_tolerance (float): how far normalised values may leave [0, 1] before it is an
             error.
@@ -192,6 +194,14 @@ class YOLOKptDataset(BaseDataset):
                 raise YOLOLabelError(
                     f'data yaml {data["path"]} flip_idx {flip_idx} disagrees with {source} '
                     f'flip_indices {list(meta["flip_indices"])}')
+        kpt_names = data.get('kpt_names') if data else None
+        meta_names = [meta['keypoint_id2name'][i] for i in range(num_keypoints)]
+        if kpt_names is not None and list(kpt_names) != meta_names:
+            # the same keypoints in another order would train and score under wrong names
+            raise YOLOLabelError(
+                f'data yaml {data["path"]} kpt_names {list(kpt_names)} disagree with {source} '
+                f'keypoint names {meta_names}: make them the same (in the label columns\' '
+                f'order) or remove kpt_names from the yaml')
         names = tuple(data['names']) if data else None
         if names and meta.get('classes') and tuple(meta['classes']) != names:
             raise YOLOLabelError(f'metainfo classes {meta["classes"]} disagree with data yaml '
