@@ -38,7 +38,8 @@ def yolo_to_coco(data_yaml: str = '',
         img_dir (str): image folder when there is no data yaml.
         label_dir (str): label folder (empty: ``images/`` -> ``labels/`` sibling rule).
         metainfo (str | dict, optional): MMPose metainfo file or dict (keypoint names,
-            skeleton); default from the yaml's ``kpt_shape`` or ``num_keypoints``.
+            skeleton); default derived from the yaml (``kpt_shape``, names from ``kpt_names``,
+            ``flip_idx``) or from ``num_keypoints``.
         num_keypoints (int, optional): K when neither metainfo nor ``kpt_shape`` gives it.
         names (Sequence[str], optional): class names when there is no data yaml.
         area_ratio (float): ``area = area_ratio * box area``.
