@@ -75,7 +75,7 @@ def data_yaml_metainfo(data: DataYaml, dataset_name: str = 'yolo_kpt') -> Dict:
         raise YOLOLabelError(f'data yaml {data["path"]} has no kpt_shape: give the keypoints a '
                              f'metainfo file, metainfo=dict(from_file=...)')
     num_keypoints = data['kpt_shape'][0]
-    names = data.get('kpt_names')
+    names = data['kpt_names']
     flips = 'none swapped on a flip (no flip_idx)' if data['flip_idx'] is None else \
         'swapped on a flip as its flip_idx says'
     if names is None:

@@ -119,8 +119,7 @@ def _read_kpt_names(raw, names: List[str], kpt_shape: Optional[Tuple[int, int]],
     the keypoints of every class, so the classes' lists must be the same: a yaml naming them
     differently per class is an error, as is a list whose length is not ``kpt_shape``'s K, a
     class index not in ``names``, or a name that is empty, not a string or an integer (read as
-    its digits), or repeated. An empty
-    ``kpt_names`` is read as none (as Ultralytics reads it).
+    its digits), or repeated. An empty ``kpt_names`` is read as none (as Ultralytics reads it).
     """
     if raw is None or (isinstance(raw, (dict, list, tuple)) and not raw):
         return None  # absent or empty: unnamed, as Ultralytics reads it

@@ -194,7 +194,7 @@ class YOLOKptDataset(BaseDataset):
                 raise YOLOLabelError(
                     f'data yaml {data["path"]} flip_idx {flip_idx} disagrees with {source} '
                     f'flip_indices {list(meta["flip_indices"])}')
-        kpt_names = data.get('kpt_names') if data else None
+        kpt_names = data['kpt_names'] if data else None
         meta_names = [meta['keypoint_id2name'][i] for i in range(num_keypoints)]
         if kpt_names is not None and list(kpt_names) != meta_names:
             # the same keypoints in another order would train and score under wrong names
