@@ -1,16 +1,19 @@
 """YOLO <-> COCO keypoint converters: lossless round trips, pycocotools, CLI, bad input."""
 import copy
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from pycocotools.coco import COCO
+from mmengine.logging import MMLogger
 from pycocotools.cocoeval import COCOeval
 
 import turtle_plugin  # noqa: F401
 from turtle_plugin.datasets import LabelSpec, YOLOLabelError, parse_label_file
+from turtle_plugin.datasets.yolo_format import read_data_yaml
 
 from conftest import load_tool
 
@@ -142,19 +145,40 @@ def test_coco2yolo_bad_input(tmp_path):
 
 
 def test_coco2yolo_kpt_names_only_when_the_categories_agree(tmp_path):
-    """One metainfo names every class's keypoints: categories listing the same K names give
-    Ultralytics' kpt_names for each; differing lists, or lists of another length, give none."""
+    """One metainfo names every class's keypoints: categories listing the same K names, each
+    once, give Ultralytics' kpt_names for each; otherwise no kpt_names and a warning saying why
+    (the yaml written is always one read_data_yaml accepts)."""
     def convert(cats):
         coco = dict(images=[dict(id=1, file_name='a.jpg', width=10, height=10)],
                     categories=cats, annotations=[dict(id=1, image_id=1, category_id=1,
                                                        bbox=[1, 1, 2, 2],
                                                        keypoints=[1, 1, 2, 2, 2, 2])])
-        result = coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'), num_keypoints=2)
-        return yaml.safe_load(result['data_yaml'].read_text()).get('kpt_names')
+        records = []
+        handler = logging.Handler(level=logging.WARNING)
+        handler.emit = records.append
+        logger = MMLogger.get_current_instance()
+        logger.addHandler(handler)
+        try:
+            result = coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'), num_keypoints=2)
+        finally:
+            logger.removeHandler(handler)
+        read_data_yaml(str(result['data_yaml']))  # never a yaml our reader refuses
+        warnings = [r.getMessage() for r in records]
+        return yaml.safe_load(result['data_yaml'].read_text()).get('kpt_names'), warnings
 
     same = [dict(id=1, name='seal', keypoints=['nose', 'tail']),
             dict(id=2, name='pup', keypoints=['nose', 'tail'])]
-    assert convert(same) == {0: ['nose', 'tail'], 1: ['nose', 'tail']}
-    assert convert([same[0], dict(id=2, name='pup', keypoints=['tail', 'nose'])]) is None
-    assert convert([dict(id=1, name='seal', keypoints=['nose'])]) is None
-    assert convert([dict(id=1, name='seal')]) is None
+    assert convert(same) == ({0: ['nose', 'tail'], 1: ['nose', 'tail']}, [])
+    # a category without names does not stop the others' (one metainfo names every class)
+    assert convert([same[0], dict(id=2, name='pup')]) == ({0: ['nose', 'tail']}, [])
+    assert convert([dict(id=1, name='seal')]) == (None, [])
+    for cats, why in [
+            ([same[0], dict(id=2, name='pup', keypoints=['tail', 'nose'])],
+             'the categories list different keypoint names (one metainfo names every class)'),
+            ([dict(id=1, name='seal', keypoints=['nose'])],
+             "category 'seal' lists 1 names for 2 keypoints"),
+            ([dict(id=1, name='seal', keypoints=['paw', 'paw'])],
+             "category 'seal' repeats ['paw']")]:
+        names, warnings = convert(cats)
+        assert names is None
+        assert warnings == [f'coco json: keypoint names not written to the data yaml: {why}']

@@ -6,12 +6,12 @@
 Writes one label file per image (empty for images without objects) where the YOLO sibling rule
 looks for it -- ``OUT/images/<file_name>`` with its last ``images`` folder renamed ``labels`` --
 the images there as symlinks or copies when asked, and ``OUT/data.yaml`` (``names``,
-``kpt_shape``, and the categories' keypoint names as Ultralytics' ``kpt_names`` when they list
-K names, the same for every category that lists them). Class ``cls`` is the category's position
-in id order; keypoints are written as ``x y`` when the
-``(0, 0)`` = unlabelled rule loses nothing, as ``x y v`` otherwise (``--kpt-dim`` forces
-either). Crowd annotations and boxes without area are skipped and logged; keypoint lists of the
-wrong length are an error naming the annotation.
+``kpt_shape``, and the categories' keypoint names as Ultralytics' ``kpt_names`` when every
+category that lists names lists the same K, each once; otherwise a warning says why the yaml
+names none). Class ``cls`` is the category's position in id order; keypoints are written as
+``x y`` when the ``(0, 0)`` = unlabelled rule loses nothing, as ``x y v`` otherwise
+(``--kpt-dim`` forces either). Crowd annotations and boxes without area are skipped and
+logged; keypoint lists of the wrong length are an error naming the annotation.
 """
 import argparse
 import json
@@ -39,6 +39,21 @@ def _num_keypoints(coco: Dict) -> int:
         if ann.get('keypoints') is not None:
             return len(ann['keypoints']) // 3
     return 0
+
+
+def _why_no_kpt_names(listed: Dict[int, list], names: Sequence[str], k: int) -> Optional[str]:
+    """Why the categories' keypoint names (``listed``: class -> names, for the categories that
+    list some) cannot be the yaml's ``kpt_names`` (``read_data_yaml`` would refuse them), or
+    None when they can."""
+    for i, value in listed.items():
+        if len(value) != k:
+            return f'category {names[i]!r} lists {len(value)} names for {k} keypoints'
+        repeated = sorted({n for n in value if value.count(n) > 1})
+        if repeated:
+            return f'category {names[i]!r} repeats {repeated}'
+    if len({tuple(v) for v in listed.values()}) > 1:
+        return 'the categories list different keypoint names (one metainfo names every class)'
+    return None
 
 
 def coco_to_yolo(coco_json: Union[str, Dict],
@@ -103,11 +118,15 @@ def coco_to_yolo(coco_json: Union[str, Dict],
     data = {split: 'images', 'names': dict(enumerate(names))}
     if k:
         data.update(kpt_shape=[k, kpt_dim])
-        # Ultralytics' kpt_names: each category's own keypoint names, when it lists K of them
-        kpt_names = {i: [str(n) for n in c['keypoints']] for i, c in enumerate(cats)
-                     if len(c.get('keypoints') or ()) == k}
-        if kpt_names and len({tuple(v) for v in kpt_names.values()}) == 1:
-            data.update(kpt_names=kpt_names)
+        # Ultralytics' kpt_names: each category's own keypoint names, when they can be read back
+        listed = {i: [str(n) for n in c['keypoints']] for i, c in enumerate(cats)
+                  if c.get('keypoints')}
+        why_not = _why_no_kpt_names(listed, names, k)
+        if listed and why_not is None:
+            data.update(kpt_names=listed)
+        elif listed:  # the labels stand; the yaml names no keypoints (kpt_0 .. when read)
+            print_log(f'{source}: keypoint names not written to the data yaml: {why_not}',
+                      logger='current', level=logging.WARNING)
     data_yaml = out / 'data.yaml'
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     return dict(names=names, num_keypoints=k, kpt_dim=kpt_dim, label_files=label_files,
