@@ -1,12 +1,16 @@
-"""Suite-wide fixtures and helpers: the scripts under tools/ as modules (:func:`load_tool`) and
-a recipe shrunk to a few iterations (:func:`few_iterations`)."""
+"""Suite-wide fixtures and helpers: the scripts under tools/ as modules (:func:`load_tool`), a
+recipe shrunk to a few iterations (:func:`few_iterations`) and the warnings MMEngine's current
+logger gives (:func:`captured_warnings`)."""
 import importlib.util
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, List, Optional
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 import turtle_plugin  # noqa: F401  registers the plugin's modules, as custom_imports does
@@ -36,6 +40,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+@contextmanager
+def captured_warnings():
+    """The records of the warnings logged to MMEngine's current logger inside the block
+    (MMEngine's loggers do not reach pytest's caplog); test files import it with
+    ``from conftest import captured_warnings``."""
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 def load_tool(path: str) -> ModuleType:

@@ -1,26 +1,11 @@
 """Every bad-input case of docs/data.md: a clear error naming the place, or a logged skip."""
-import logging
-from contextlib import contextmanager
-
 import pytest
-from mmengine.logging import MMLogger
 
 from turtle_plugin.datasets import (LabelSpec, YOLOKptDataset, YOLOLabelError, parse_label_file,
                                     validate_coco_keypoints)
+
+from conftest import captured_warnings
 from .helpers import TURTLE_META, TURTLE_YAML, make_split, turtle_row, write_image, write_yaml
-
-
-@contextmanager
-def captured_warnings():
-    records = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def load(tmp_path, labels, yaml_body=TURTLE_YAML, **kwargs):
