@@ -1,21 +1,19 @@
 """YOLO <-> COCO keypoint converters: lossless round trips, pycocotools, CLI, bad input."""
 import copy
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from pycocotools.coco import COCO
-from mmengine.logging import MMLogger
 from pycocotools.cocoeval import COCOeval
 
 import turtle_plugin  # noqa: F401
 from turtle_plugin.datasets import LabelSpec, YOLOLabelError, parse_label_file
 from turtle_plugin.datasets.yolo_format import read_data_yaml
 
-from conftest import load_tool
+from conftest import captured_warnings, load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 TIGER_SAMPLE = REPO / 'data' / 'tiger_sample'  # 16 train / 8 val frames
@@ -153,15 +151,8 @@ def test_coco2yolo_kpt_names_only_when_the_categories_agree(tmp_path):
                     categories=cats, annotations=[dict(id=1, image_id=1, category_id=1,
                                                        bbox=[1, 1, 2, 2],
                                                        keypoints=[1, 1, 2, 2, 2, 2])])
-        records = []
-        handler = logging.Handler(level=logging.WARNING)
-        handler.emit = records.append
-        logger = MMLogger.get_current_instance()
-        logger.addHandler(handler)
-        try:
+        with captured_warnings() as records:
             result = coco2yolo.coco_to_yolo(coco, str(tmp_path / 'out'), num_keypoints=2)
-        finally:
-            logger.removeHandler(handler)
         read_data_yaml(str(result['data_yaml']))  # never a yaml our reader refuses
         warnings = [r.getMessage() for r in records]
         return yaml.safe_load(result['data_yaml'].read_text()).get('kpt_names'), warnings
@@ -172,13 +163,19 @@ def test_coco2yolo_kpt_names_only_when_the_categories_agree(tmp_path):
     # a category without names does not stop the others' (one metainfo names every class)
     assert convert([same[0], dict(id=2, name='pup')]) == ({0: ['nose', 'tail']}, [])
     assert convert([dict(id=1, name='seal')]) == (None, [])
+    data_yaml = tmp_path / 'out' / 'data.yaml'
     for cats, why in [
             ([same[0], dict(id=2, name='pup', keypoints=['tail', 'nose'])],
-             'the categories list different keypoint names (one metainfo names every class)'),
+             "kpt_names names the keypoints of class 1 (pup) ['tail', 'nose'] but those of class "
+             "0 (seal) ['nose', 'tail']: one metainfo names the keypoints of every class; give "
+             "one list, or a metainfo file"),
             ([dict(id=1, name='seal', keypoints=['nose'])],
-             "category 'seal' lists 1 names for 2 keypoints"),
+             'kpt_names[0] has 1 names but kpt_shape says 2 keypoints'),
             ([dict(id=1, name='seal', keypoints=['paw', 'paw'])],
-             "category 'seal' repeats ['paw']")]:
+             "kpt_names[0] repeats ['paw']: each keypoint needs its own name"),
+            ([dict(id=1, name='seal', keypoints=['nose', ''])],
+             "kpt_names[0] must be a list of keypoint names, got ['nose', '']")]:
         names, warnings = convert(cats)
         assert names is None
-        assert warnings == [f'coco json: keypoint names not written to the data yaml: {why}']
+        assert warnings == [f"coco json: the categories' keypoint names are left out of the data "
+                            f'yaml, which would not read with them: data yaml {data_yaml}: {why}']

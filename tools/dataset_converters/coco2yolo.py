@@ -6,12 +6,13 @@
 Writes one label file per image (empty for images without objects) where the YOLO sibling rule
 looks for it -- ``OUT/images/<file_name>`` with its last ``images`` folder renamed ``labels`` --
 the images there as symlinks or copies when asked, and ``OUT/data.yaml`` (``names``,
-``kpt_shape``, and the categories' keypoint names as Ultralytics' ``kpt_names`` when every
-category that lists names lists the same K, each once; otherwise a warning says why the yaml
-names none). Class ``cls`` is the category's position in id order; keypoints are written as
-``x y`` when the ``(0, 0)`` = unlabelled rule loses nothing, as ``x y v`` otherwise
-(``--kpt-dim`` forces either). Crowd annotations and boxes without area are skipped and
-logged; keypoint lists of the wrong length are an error naming the annotation.
+``kpt_shape``, and the categories' keypoint names as Ultralytics' ``kpt_names`` when the data
+yaml reader accepts them -- every category that lists names lists the same K, each once --
+otherwise a warning gives the reader's reason and the yaml names none). Class ``cls`` is the
+category's position in id order; keypoints are written as ``x y`` when the ``(0, 0)`` =
+unlabelled rule loses nothing, as ``x y v`` otherwise (``--kpt-dim`` forces either). Crowd
+annotations and boxes without area are skipped and logged; keypoint lists of the wrong length
+are an error naming the annotation.
 """
 import argparse
 import json
@@ -25,7 +26,7 @@ import yaml
 from mmengine.logging import print_log
 
 from turtle_plugin.datasets import YOLOLabelError, coco_annotations_to_yolo_rows
-from turtle_plugin.datasets.yolo_format import label_path_for, place_image
+from turtle_plugin.datasets.yolo_format import label_path_for, place_image, read_kpt_names
 from turtle_plugin.datasets.coco_conversion import choose_kpt_dim, format_label_rows
 
 __all__ = ['coco_to_yolo', 'parse_args', 'main']
@@ -39,21 +40,6 @@ def _num_keypoints(coco: Dict) -> int:
         if ann.get('keypoints') is not None:
             return len(ann['keypoints']) // 3
     return 0
-
-
-def _why_no_kpt_names(listed: Dict[int, list], names: Sequence[str], k: int) -> Optional[str]:
-    """Why the categories' keypoint names (``listed``: class -> names, for the categories that
-    list some) cannot be the yaml's ``kpt_names`` (``read_data_yaml`` would refuse them), or
-    None when they can."""
-    for i, value in listed.items():
-        if len(value) != k:
-            return f'category {names[i]!r} lists {len(value)} names for {k} keypoints'
-        repeated = sorted({n for n in value if value.count(n) > 1})
-        if repeated:
-            return f'category {names[i]!r} repeats {repeated}'
-    if len({tuple(v) for v in listed.values()}) > 1:
-        return 'the categories list different keypoint names (one metainfo names every class)'
-    return None
 
 
 def coco_to_yolo(coco_json: Union[str, Dict],
@@ -116,18 +102,19 @@ def coco_to_yolo(coco_json: Union[str, Dict],
                   logger='current', level=logging.WARNING)
     names = [c['name'] for c in cats]
     data = {split: 'images', 'names': dict(enumerate(names))}
+    data_yaml = out / 'data.yaml'
     if k:
         data.update(kpt_shape=[k, kpt_dim])
-        # Ultralytics' kpt_names: each category's own keypoint names, when they can be read back
-        listed = {i: [str(n) for n in c['keypoints']] for i, c in enumerate(cats)
-                  if c.get('keypoints')}
-        why_not = _why_no_kpt_names(listed, names, k)
-        if listed and why_not is None:
-            data.update(kpt_names=listed)
-        elif listed:  # the labels stand; the yaml names no keypoints (kpt_0 .. when read)
-            print_log(f'{source}: keypoint names not written to the data yaml: {why_not}',
-                      logger='current', level=logging.WARNING)
-    data_yaml = out / 'data.yaml'
+        # Ultralytics' kpt_names: each category's own keypoint names, when the reader's own
+        # check of kpt_names accepts them (so the yaml written is always one it reads)
+        listed = {i: c['keypoints'] for i, c in enumerate(cats) if c.get('keypoints')}
+        try:
+            if read_kpt_names(listed, names, (k, kpt_dim), data_yaml) is not None:
+                data.update(kpt_names={i: [str(n) for n in v] for i, v in listed.items()})
+        except YOLOLabelError as error:  # the labels stand; the yaml names no keypoints
+            print_log(f"{source}: the categories' keypoint names are left out of the data yaml, "
+                      f'which would not read with them: {error}', logger='current',
+                      level=logging.WARNING)
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     return dict(names=names, num_keypoints=k, kpt_dim=kpt_dim, label_files=label_files,
                 data_yaml=data_yaml)

@@ -23,6 +23,7 @@ from PIL import Image
 
 __all__ = [
     'IMG_EXTENSIONS', 'YOLOLabelError', 'UnreadableImageError', 'DataYaml', 'read_data_yaml',
+    'read_kpt_names',
     'list_images', 'label_path_for', 'place_image', 'read_image_size', 'parse_label_file',
     'LabelSpec', 'scan_labels', 'default_cache_file', 'split_sources'
 ]
@@ -52,7 +53,7 @@ def read_data_yaml(path: Union[str, Path]) -> DataYaml:
     ``names`` may be a list or a ``{index: name}`` dict; ``nc``, when present, must agree with
     it. The dataset root is the ``path`` entry (relative to the yaml's folder) or the yaml's
     folder. ``kpt_names`` (keypoint names) may be Ultralytics' ``{class index: [K names]}`` or
-    one list of K names; see :func:`_read_kpt_names`.
+    one list of K names; see :func:`read_kpt_names`.
 
     Args:
         path (str | Path): the yaml file.
@@ -100,7 +101,7 @@ def read_data_yaml(path: Union[str, Path]) -> DataYaml:
     if flip_idx is not None and kpt_shape is not None and len(flip_idx) != kpt_shape[0]:
         raise YOLOLabelError(f'data yaml {path}: flip_idx has {len(flip_idx)} entries but '
                              f'kpt_shape says {kpt_shape[0]} keypoints')
-    kpt_names = _read_kpt_names(raw.get('kpt_names'), names, kpt_shape, path)
+    kpt_names = read_kpt_names(raw.get('kpt_names'), names, kpt_shape, path)
     root = Path(raw['path']) if raw.get('path') else Path('.')
     if not root.is_absolute():
         root = path.parent / root
@@ -110,7 +111,7 @@ def read_data_yaml(path: Union[str, Path]) -> DataYaml:
                     kpt_names=kpt_names, splits=splits, path=path)
 
 
-def _read_kpt_names(raw, names: List[str], kpt_shape: Optional[Tuple[int, int]],
+def read_kpt_names(raw, names: List[str], kpt_shape: Optional[Tuple[int, int]],
                     path: Path) -> Optional[List[str]]:
     """The keypoint names of a data yaml's ``kpt_names``, or None when it has none.
 
