@@ -11,11 +11,17 @@ OKS AP per epoch.
 
 Models (``--models``):
 
-* ``ours``: ``--ours-config`` (default ``configs/tiger_kpt_tiny.py``, the keypoint recipe);
+``--arch`` (``tiny``, the default, or ``l``) sets the size every model of the comparison trains
+at (:data:`ARCHS`): ours' default config, YOLOX-Pose's config, and the original's model yaml
+``--yolov7-cfg`` must take (checked: it must feed its head the channels ours' head takes).
+
+* ``ours``: ``--ours-config`` (default ``configs/tiger_kpt_tiny.py`` at ``--arch tiny``,
+  ``configs/turtle_kpt.py``, YOLOv7-l, at ``--arch l``: the keypoint recipe);
   ``ours@CONFIG`` names another config. ``+name`` suffixes apply the study's variants
   (:data:`VARIANTS`) in order, e.g. ``ours+p5`` (the seed's hyp.scratch.p5 + OTA recipe of
   ``configs/turtle_kpt_p5.py``) or ``ours+p5+v5+pose_aug`` (the original pose branch's recipe).
-* ``yoloxpose``: MMPose's shipped ``yoloxpose_tiny_4xb64-300e_coco-416.py``, adapted as little
+* ``yoloxpose``: MMPose's shipped ``yoloxpose_tiny_4xb64-300e_coco-416.py`` (``--arch l``:
+  ``yoloxpose_l_8xb32-300e_coco-640.py``), adapted as little
   as the comparison needs: the data, the number of keypoints and their sigmas, the input size
   (its multi-scale range scaled alike), the epochs (its schedule's milestones scaled alike), the
   batch; no pretrained backbone (both sides from scratch); its own optimizer, augmentation,
@@ -24,8 +30,9 @@ Models (``--models``):
   scales it (the shipped lr is for 256 images a step).
 
 * ``yolov7pose``: the original YOLOv7 pose branch's own ``train.py --hyp data/hyp.pose.yaml``
-  from the checkout ``--yolov7-root``, yolov7-tiny (``--yolov7-tiny-cfg``, the main branch's
-  ``cfg/training/yolov7-tiny.yaml``) with its keypoint head, run and scored by
+  from the checkout ``--yolov7-root``, yolov7-tiny (``--yolov7-cfg``, the main branch's
+  ``cfg/training/yolov7-tiny.yaml``; ``--arch l``: its ``yolov7.yaml``) with the branch's
+  keypoint head, run and scored by
   ``bench/yolov7_pose_peer.py``, which says what it adapts at run time (the branch hard-codes
   COCO's 17 keypoints, flip pairs and sigmas). YOLO layout with image folders only.
 
@@ -57,8 +64,19 @@ from _common import (REPO_ROOT, machine_info, print_table, result_payload, start
                      utc_now, write_json)
 from yolov7_pose_peer import DIVERGED_FILE
 
-YOLOXPOSE_CFG = 'configs/body_2d_keypoint/yoloxpose/coco/yoloxpose_tiny_4xb64-300e_coco-416.py'
-YOLOXPOSE_SIZE = 416  # the input size of that config; its multi-scale range scales with it
+# --arch: the model size every model of one comparison trains at -- ours' default config,
+# MMPose's YOLOX-Pose config (with its input size: its multi-scale range scales with it) and
+# the channels the original's model yaml (--yolov7-cfg) must feed its head, which are ours'
+# head_module.in_channels at that size
+ARCHS = {
+    'tiny': dict(ours='configs/tiger_kpt_tiny.py',
+                 yoloxpose=('yoloxpose_tiny_4xb64-300e_coco-416.py', 416),
+                 yolov7_cfg='yolov7-tiny.yaml', head_channels=[128, 256, 512]),
+    'l': dict(ours='configs/turtle_kpt.py',
+              yoloxpose=('yoloxpose_l_8xb32-300e_coco-640.py', 640),
+              yolov7_cfg='yolov7.yaml', head_channels=[256, 512, 1024]),
+}
+YOLOXPOSE_DIR = 'configs/body_2d_keypoint/yoloxpose/coco'
 YOLOXPOSE_EPOCHS = 300
 METRIC_KEYS = {  # report name -> key in the evaluator's output
     'AP': 'coco/AP', 'AP50': 'coco/AP .5', 'AP75': 'coco/AP .75', 'box_mAP': 'coco/bbox_mAP',
@@ -274,7 +292,8 @@ def ours_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
     from mmengine.config import Config
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
     name = spec.split('+')[0]
-    config = name.split('@', 1)[1] if '@' in name else args.ours_config
+    config = name.split('@', 1)[1] if '@' in name else (args.ours_config
+                                                        or ARCHS[args.arch]['ours'])
     cfg = Config.fromfile(str(REPO_ROOT / config))
     if tuple(cfg.img_scale) != (args.img_size, args.img_size):
         raise SystemExit(f'{config} trains at {tuple(cfg.img_scale)}, the bench at '
@@ -303,13 +322,14 @@ def ours_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
 
 
 def yoloxpose_config(spec: str, args: argparse.Namespace, seed: int, gt_file: str):
-    """MMPose's YOLOX-Pose-tiny config on the bench's data and budget, from scratch, for
-    ``yoloxpose[+variant...]`` (:data:`PEER_VARIANTS`)."""
+    """MMPose's YOLOX-Pose config of ``--arch`` on the bench's data and budget, from scratch,
+    for ``yoloxpose[+variant...]`` (:data:`PEER_VARIANTS`)."""
     import mmpose
     from mmengine.config import Config
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
-    cfg = Config.fromfile(str(Path(mmpose.__file__).parent / '.mim' / YOLOXPOSE_CFG))
-    size, ratio = args.img_size, args.img_size / YOLOXPOSE_SIZE
+    config, shipped_size = ARCHS[args.arch]['yoloxpose']
+    cfg = Config.fromfile(str(Path(mmpose.__file__).parent / '.mim' / YOLOXPOSE_DIR / config))
+    size, ratio = args.img_size, args.img_size / shipped_size
     meta = _metainfo(args)
     num_keypoints = len(parse_pose_metainfo(dict(meta))['sigmas'])
     cfg.custom_imports = dict(imports=['turtle_plugin'], allow_failed_imports=False)
@@ -372,14 +392,23 @@ def yoloxpose_config(spec: str, args: argparse.Namespace, seed: int, gt_file: st
 def check_yolov7pose(args: argparse.Namespace) -> None:
     """What the ``yolov7pose`` peer needs: the original's checkout and model file, a YOLO
     layout, and the modules its code imports."""
-    if not (args.yolov7_root and args.yolov7_tiny_cfg):
+    arch = ARCHS[args.arch]
+    if not (args.yolov7_root and args.yolov7_cfg):
         raise SystemExit('yolov7pose needs --yolov7-root (a checkout of the pose branch) and '
-                         "--yolov7-tiny-cfg (the main branch's cfg/training/yolov7-tiny.yaml)")
+                         f"--yolov7-cfg (the main branch's cfg/training/{arch['yolov7_cfg']} "
+                         f'for --arch {args.arch})')
     if not (Path(args.yolov7_root) / 'train.py').is_file():
         raise SystemExit(f'yolov7pose: --yolov7-root {args.yolov7_root} has no train.py '
                          '(a checkout of the pose branch of WongKinYiu/yolov7)')
-    if not Path(args.yolov7_tiny_cfg).is_file():
-        raise SystemExit(f'yolov7pose: --yolov7-tiny-cfg {args.yolov7_tiny_cfg}: no such file')
+    if not Path(args.yolov7_cfg).is_file():
+        raise SystemExit(f'yolov7pose: --yolov7-cfg {args.yolov7_cfg}: no such file')
+    from yolov7_pose_peer import detect_input_channels
+    channels = detect_input_channels(args.yolov7_cfg)
+    if channels != arch['head_channels']:
+        raise SystemExit(
+            f'yolov7pose: --yolov7-cfg {args.yolov7_cfg} feeds its head {channels} channels, '
+            f"ours at --arch {args.arch} {arch['head_channels']}: pass the main branch's "
+            f"cfg/training/{arch['yolov7_cfg']}, or the --arch of that file")
     if args.coco_train or args.data_yaml:
         raise SystemExit('yolov7pose reads a YOLO layout given by --train-images / '
                          '--val-images, not --coco-train or --data-yaml')
@@ -416,7 +445,7 @@ def yolov7pose_command(args: argparse.Namespace, seed: int, gt_file: str,
     check_yolov7pose(args)
     return [sys.executable, str(REPO_ROOT / 'bench' / 'yolov7_pose_peer.py'),
             '--yolov7-root', str(Path(args.yolov7_root).resolve()),
-            '--tiny-cfg', str(Path(args.yolov7_tiny_cfg).resolve()),
+            '--model-cfg', str(Path(args.yolov7_cfg).resolve()),
             '--work-dir', str(work_dir), '--data-root', str(Path(args.data_root).resolve()),
             '--train-images', args.train_images, '--val-images', args.val_images,
             '--metainfo', str(Path(args.metainfo).resolve()), '--gt-file', gt_file,
@@ -582,9 +611,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "and/or 'yolov7pose'")
     parser.add_argument('--yolov7-root', help='checkout of the original pose branch '
                         '(for yolov7pose)')
-    parser.add_argument('--yolov7-tiny-cfg', help="the original main branch's "
-                        'cfg/training/yolov7-tiny.yaml (for yolov7pose)')
-    parser.add_argument('--ours-config', default='configs/tiger_kpt_tiny.py')
+    parser.add_argument('--arch', choices=sorted(ARCHS), default='tiny',
+                        help="the models' size: ours' default config, YOLOX-Pose's config, "
+                        'the --yolov7-cfg it takes (ARCHS)')
+    # --yolov7-tiny-cfg: its name before --arch, in the commands BENCHMARKS.md records
+    parser.add_argument('--yolov7-cfg', '--yolov7-tiny-cfg', dest='yolov7_cfg',
+                        help="the original main branch's cfg/training/yolov7-tiny.yaml "
+                        '(--arch tiny) or yolov7.yaml (--arch l), for yolov7pose')
+    parser.add_argument('--ours-config', default=None,
+                        help=f"default: {ARCHS['tiny']['ours']} (--arch tiny), "
+                        f"{ARCHS['l']['ours']} (--arch l)")
     parser.add_argument('--epochs', type=int, default=90)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--img-size', type=int, default=256)
@@ -639,8 +675,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if not runs:
         raise SystemExit('no run finished:\n' + '\n'.join(failed))
     summary = summarise(runs)
-    title = (f'{Path(args.coco_val or args.data_root).name}: {args.epochs} epochs, batch '
-             f'{args.batch}, {args.img_size}px, from scratch')
+    title = (f'{Path(args.coco_val or args.data_root).name}: {args.arch}, {args.epochs} epochs, '
+             f'batch {args.batch}, {args.img_size}px, from scratch')
     print_table(HEADERS, table_rows(summary), title=title)
     plot_curves(runs, out_dir / 'oks_ap_per_epoch.png', title)
     settings = {k: v for k, v in vars(args).items()}

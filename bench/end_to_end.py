@@ -280,7 +280,7 @@ def original_command(args, cfg, work_dir: Path, cuda: bool) -> List[str]:
     return [sys.executable, str(REPO_ROOT / 'bench' / 'yolov7_pose_peer.py'),
             '--stage', 'train', '--skip-test', '--val-interval', '1',
             '--yolov7-root', str(Path(args.yolov7_root).resolve()),
-            '--tiny-cfg', str(Path(args.yolov7_tiny_cfg).resolve()),
+            '--model-cfg', str(Path(args.yolov7_tiny_cfg).resolve()),
             '--work-dir', str(work_dir), '--data-root', str(Path(args.data_root).resolve()),
             # its train.py builds a validation loader it never runs (--skip-test): any images
             '--train-images', args.train_images, '--val-images', args.train_images,

@@ -3,8 +3,9 @@ accuracy bench's evaluator.
 
 The peer of ``bench/accuracy.py`` (model ``yolov7pose``), also runnable alone. It never vendors
 the original: it takes a checkout of the ``pose`` branch of WongKinYiu/yolov7
-(``--yolov7-root``) and the main branch's ``cfg/training/yolov7-tiny.yaml`` (``--tiny-cfg``; the
-pose branch ships only the 1280-pixel ``yolov7-w6-pose.yaml``), runs the branch's ``train.py``
+(``--yolov7-root``) and a model yaml of the main branch, ``cfg/training/yolov7-tiny.yaml`` or
+``yolov7.yaml`` (``--model-cfg``; the pose branch ships only the 1280-pixel
+``yolov7-w6-pose.yaml``), runs the branch's ``train.py``
 with its ``data/hyp.pose.yaml`` in a child process, then predicts the validation images with its
 own model, ``letterbox`` and ``non_max_suppression`` and scores them with ``KptBoxCocoMetric``
 against the same ground-truth json as every other model of the bench.
@@ -18,10 +19,13 @@ NMS, flip indices, loss sigmas). What this script changes, all at run time and i
 * **Flip indices** are the dataset's (identity for the padding) instead of COCO's; **loss
   sigmas** are the dataset's instead of COCO's -- the two edits a user training another
   skeleton with that code has to make.
-* **Model:** yolov7-tiny from ``--tiny-cfg`` with ``IKeypoint`` (one 1x1 keypoint conv per
-  scale, as ``yolov7-w6-pose.yaml``) in place of ``IDetect``; ``MP`` / ``SP``, absent from the
-  pose branch's ``models/common.py``, become ``nn.MaxPool2d`` with the same kernel, stride and
-  padding.
+* **Model:** yolov7-tiny or yolov7 (l) from ``--model-cfg`` with ``IKeypoint`` (one 1x1
+  keypoint conv per scale, as ``yolov7-w6-pose.yaml``) in place of ``IDetect``; ``MP`` / ``SP``,
+  absent from the pose branch's ``models/common.py``, become ``nn.MaxPool2d`` with the same
+  kernel, stride and padding; ``RepConv`` (yolov7.yaml's three convs before the head), absent
+  too, becomes the branch's ``Conv`` with the same channels, kernel and stride: the one 3x3
+  conv + BN + SiLU a RepConv is after re-parameterisation, trained without its parallel 1x1
+  branch (ours trains that branch).
 * **Environment:** the third-party modules its code imports (``ITS_IMPORTS``; ``requests`` is
   the one the plugin's environment lacks) are checked before anything runs, and a missing one
   stops the run with the ``pip install`` line; ``np.int`` (gone in NumPy 1.24) aliases ``int``;
@@ -48,7 +52,7 @@ Example::
     git clone -b pose https://github.com/WongKinYiu/yolov7 /tmp/yolov7_pose
     git -C /tmp/yolov7_pose show origin/main:cfg/training/yolov7-tiny.yaml > /tmp/yolov7-tiny.yaml
     python bench/yolov7_pose_peer.py --yolov7-root /tmp/yolov7_pose \\
-        --tiny-cfg /tmp/yolov7-tiny.yaml --work-dir bench_results/yolov7pose_seed0
+        --model-cfg /tmp/yolov7-tiny.yaml --work-dir bench_results/yolov7pose_seed0
 """
 import argparse
 import json
@@ -67,6 +71,7 @@ from _common import REPO_ROOT
 NUM_SLOTS = 17  # the pose branch's hard-coded keypoint count
 CONF_THRES, IOU_THRES = 0.001, 0.6  # its test.py defaults
 DIVERGED_FILE = 'diverged.json'  # in the work dir: the epoch its weights stopped being finite
+MODEL_YAML = 'pose_model.yaml'  # in the work dir: the model yaml its train.py builds
 PLOTTED_BATCHES = 33  # its train.py draws the first 33 training batches (`if plots and ni < 33`)
 
 
@@ -130,25 +135,55 @@ def write_split(images: Path, out: Path, num_keypoints: int, repeat: int = 1) ->
     return count
 
 
-def pose_model_yaml(tiny: dict, num_classes: int) -> dict:
-    """yolov7-tiny's layer list with ``IKeypoint(nkpt=17)`` as the head and the two pooling
-    modules the pose branch lacks spelled as ``nn.MaxPool2d``."""
-    model = dict(tiny, nc=num_classes, nkpt=NUM_SLOTS)
+def pose_model_yaml(cfg: dict, num_classes: int) -> dict:
+    """A main-branch model's layer list (yolov7-tiny, yolov7) with ``IKeypoint(nkpt=17)`` as
+    the head and the modules the pose branch lacks spelled with its own: the two pooling
+    modules as ``nn.MaxPool2d``, ``RepConv`` as ``Conv``."""
+    model = dict(cfg, nc=num_classes, nkpt=NUM_SLOTS)
     layers = []
-    for source, number, module, args in tiny['backbone'] + tiny['head']:
+    for source, number, module, args in cfg['backbone'] + cfg['head']:
         if module == 'MP':  # 2x2 max-pool, stride 2
             module, args = 'nn.MaxPool2d', [2, 2]
         elif module == 'SP':  # k x k max-pool, stride 1, same size
             kernel = args[0] if args else 3
             module, args = 'nn.MaxPool2d', [kernel, 1, kernel // 2]
+        elif module == 'RepConv':  # [c_out, k, s]: its re-parameterised form, one conv
+            module = 'Conv'
         elif module in ('IDetect', 'Detect'):
             module, args = 'IKeypoint', ['nc', 'anchors', 'nkpt']
         layers.append([source, number, module, list(args)])
-    split = len(tiny['backbone'])
+    split = len(cfg['backbone'])
     model['backbone'], model['head'] = layers[:split], layers[split:]
     if not any(layer[2] == 'IKeypoint' for layer in model['head']):
-        raise SystemExit('the --tiny-cfg head has no IDetect/Detect layer to turn into IKeypoint')
+        raise SystemExit('the --model-cfg head has no IDetect/Detect layer to turn into '
+                         'IKeypoint')
     return model
+
+
+def read_model_yaml(path: str) -> dict:
+    """A main-branch model yaml (``--model-cfg``), refused with its path when it has no layer
+    lists."""
+    import yaml
+    cfg = yaml.safe_load(Path(path).read_text())
+    if not (isinstance(cfg, dict) and isinstance(cfg.get('backbone'), list)
+            and isinstance(cfg.get('head'), list)):
+        raise SystemExit(f"{path}: no 'backbone' and 'head' layer lists (a model yaml of the "
+                         "main branch's cfg/training/)")
+    return cfg
+
+
+def detect_input_channels(path: str) -> List[int]:
+    """The output channels of the layers a main-branch model yaml feeds its ``IDetect`` /
+    ``Detect`` layer (its ``width_multiple`` applied): what tells yolov7-tiny (128, 256, 512)
+    from yolov7 (256, 512, 1024)."""
+    cfg = read_model_yaml(path)
+    layers = cfg['backbone'] + cfg['head']
+    for index, (source, _, module, _) in enumerate(layers):
+        if module in ('IDetect', 'Detect'):
+            sources = [s + index if s < 0 else s for s in source]
+            return [round(layers[s][3][0] * cfg.get('width_multiple', 1.0)) for s in sources]
+    raise SystemExit(f'{path}: no IDetect/Detect layer (a model yaml of the main branch\'s '
+                     'cfg/training/)')
 
 
 def _metainfo(path: str) -> dict:
@@ -200,9 +235,9 @@ def prepare(args: argparse.Namespace, work: Path) -> Dict[str, str]:
         train=str((work / 'data/train/images').resolve()),
         val=str((work / 'data/val/images').resolve()), nc=num_classes,
         names=[f'class_{i}' for i in range(num_classes)]), sort_keys=False))
-    model_yaml = work / 'yolov7-tiny-pose.yaml'
-    tiny = yaml.safe_load(Path(args.tiny_cfg).read_text())
-    model_yaml.write_text(yaml.safe_dump(pose_model_yaml(tiny, num_classes), sort_keys=False))
+    model_yaml = work / MODEL_YAML
+    model_yaml.write_text(yaml.safe_dump(pose_model_yaml(read_model_yaml(args.model_cfg),
+                                                         num_classes), sort_keys=False))
     flip = [int(i) for i in meta['flip_indices']] + list(range(num_keypoints, NUM_SLOTS))
     sigmas = [float(s) for s in meta['sigmas']] + [1.] * (NUM_SLOTS - num_keypoints)
     setup = dict(flip_index=flip, sigmas=sigmas, num_keypoints=num_keypoints, counts=counts)
@@ -356,7 +391,7 @@ def train_child(args: argparse.Namespace) -> None:
     if args.skip_test:
         _skip_test(root)
     device = args.device or ('0' if __import__('torch').cuda.is_available() else 'cpu')
-    sys.argv = ['train.py', '--weights', '', '--cfg', str(work / 'yolov7-tiny-pose.yaml'),
+    sys.argv = ['train.py', '--weights', '', '--cfg', str(work / MODEL_YAML),
                 '--data', str(work / 'data.yaml'), '--hyp', str(root / 'data/hyp.pose.yaml'),
                 '--epochs', str(args.epochs), '--batch-size', str(args.batch),
                 '--img-size', str(args.img_size), str(args.img_size), '--device', device,
@@ -485,8 +520,8 @@ def epoch_wall_times(weights: Path, images: int, batch: int) -> List[dict]:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--yolov7-root', required=True, help='checkout of the pose branch')
-    parser.add_argument('--tiny-cfg', required=True,
-                        help="the main branch's cfg/training/yolov7-tiny.yaml")
+    parser.add_argument('--model-cfg', required=True,
+                        help="the main branch's cfg/training/yolov7-tiny.yaml or yolov7.yaml")
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--data-root', default=str(REPO_ROOT.parent / 'shared/data/tiger_pose'))
     parser.add_argument('--train-images', default='train/images')

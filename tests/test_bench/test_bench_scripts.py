@@ -194,7 +194,7 @@ def test_end_to_end_original_epoch_times(tmp_path):
     assert peer['data_root'] == str(SAMPLE) and peer['train_images'] == 'train/images'
     assert peer['val_images'] == 'train/images'  # built, never run (--skip-test)
     assert peer['metainfo'] == str(REPO / 'configs/_base_/datasets/tiger.py')
-    assert (peer['yolov7_root'], peer['tiny_cfg']) == ('/y7', '/tiny.yaml')
+    assert (peer['yolov7_root'], peer['model_cfg']) == ('/y7', '/tiny.yaml')
 
 
 CHECK_CGROUP = """
@@ -488,6 +488,53 @@ def test_accuracy_bench_configs_share_data_budget_and_evaluator():
                                          dict(base_batch_size=256, enable=True)], same=True)
 
 
+ACCURACY_ARCH = """
+import json
+import accuracy as a
+from mmengine.config import Config
+out = {{}}
+for arch in sorted(a.ARCHS):
+    args = a.parse_args(['--arch', arch, '--data-root', {sample!r}, '--data-yaml', 'tiger.yaml',
+                         '--epochs', '30', '--batch', '4', '--workers', '0'])
+    ours, peer = a.ours_config('ours', args, 3, 'gt.json'), a.yoloxpose_config('yoloxpose', args, 3,
+                                                                              'gt.json')
+    default = Config.fromfile(str(a.REPO_ROOT / a.ARCHS[arch]['ours']))
+    out[arch] = dict(
+        ours=[ours.model.backbone.arch, ours.model.head.head_module.in_channels,
+              default.model.head.head_module.in_channels],
+        head_channels=a.ARCHS[arch]['head_channels'],
+        peer=[peer.model.backbone.widen_factor, peer.model.backbone.deepen_factor,
+              peer.model.head.num_keypoints,
+              peer.model.data_preprocessor.batch_augments[0].random_size_range,
+              sorted({{tuple(s.get('img_scale') or s.get('input_size'))
+                      for s in a._walk(peer.train_dataloader.dataset.pipeline)
+                      + a._walk(peer.val_dataloader.dataset.pipeline)
+                      if s.get('img_scale') or s.get('input_size')}}),
+              peer.train_dataloader.dataset.pipeline[-2].encoder.input_size],
+        budget=[(c.train_cfg.max_epochs, c.train_dataloader.batch_size, c.randomness.seed,
+                 c.val_evaluator.ann_file) for c in (ours, peer)])
+print(json.dumps(out, default=list))
+"""
+
+
+def test_accuracy_bench_arch_sizes_every_model_alike():
+    """``--arch l`` compares YOLOv7-l (``configs/turtle_kpt.py``) with YOLOX-Pose-l (MMPose's
+    640-pixel config, its multi-scale range (480, 800) scaled by 256/640 to (192, 320)) on the
+    same budget; the channels the original's model yaml must feed its head are ours' at each
+    size."""
+    proc = subprocess.run([sys.executable, '-c', ACCURACY_ARCH.format(sample=str(SAMPLE))],
+                          cwd=REPO / 'bench', capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out['tiny']['ours'] == ['tiny', [128, 256, 512], [128, 256, 512]]
+    assert out['l']['ours'] == ['l', [256, 512, 1024], [256, 512, 1024]]
+    for arch in ('tiny', 'l'):
+        assert out[arch]['head_channels'] == out[arch]['ours'][1]
+        assert {tuple(b) for b in out[arch]['budget']} == {(30, 4, 3, 'gt.json')}
+    assert out['tiny']['peer'] == [0.375, 0.33, 12, [192, 384], [[256, 256]], [256, 256]]
+    assert out['l']['peer'] == [1, 1, 12, [192, 320], [[256, 256]], [256, 256]]
+
+
 PEER_LR = """
 import json, sys
 import accuracy as a
@@ -545,6 +592,23 @@ def test_accuracy_bench_trains_scores_and_plots(tmp_path):
     assert '| ours ' in again
 
 
+@pytest.mark.slow
+def test_accuracy_bench_trains_and_scores_the_l_models(tmp_path):
+    """One epoch of YOLOv7-l and YOLOX-Pose-l (``--arch l``) on the bundled sample, both
+    scored by the one evaluator: the sizes of a comparison that only a GPU can run long."""
+    stdout = _run('accuracy.py', '--arch', 'l', '--data-root', SAMPLE, '--data-yaml',
+                  'tiger.yaml', '--epochs', 1, '--val-interval', 1, '--seeds', 0,
+                  '--models', 'ours', 'yoloxpose', '--workers', 0, '--out-dir', tmp_path)
+    assert 'tiger_sample: l, 1 epochs' in stdout
+    payload = json.loads((tmp_path / 'accuracy.json').read_text())
+    assert not payload['failed'] and payload['settings']['arch'] == 'l'
+    assert [(r['model'], [p['epoch'] for p in r['curve']]) for r in payload['runs']] == [
+        ('ours', [1]), ('yoloxpose', [1])]
+    configs = {r['model']: (Path(r['work_dir']) / 'bench_config.py').read_text()
+               for r in payload['runs']}
+    assert "arch='l'" in configs['ours'] and 'widen_factor = 1' in configs['yoloxpose']
+
+
 YOLOV7_PEER = """
 import json, sys
 from pathlib import Path
@@ -562,6 +626,19 @@ except ValueError as e:
 tiny = dict(nc=80, anchors=[[1, 2]], backbone=[[-1, 1, 'Conv', [32, 3, 2]], [-1, 1, 'MP', []]],
             head=[[-1, 1, 'SP', [5]], [[0, 1], 1, 'IDetect', ['nc', 'anchors']]])
 out['yaml'] = p.pose_model_yaml(tiny, 1)
+# yolov7 (l): its RepConv before the head becomes the branch's Conv, same channels/kernel/stride
+large = dict(nc=80, width_multiple=0.5, backbone=[[-1, 1, 'Conv', [32, 3, 2]]],
+             head=[[-1, 1, 'RepConv', [64, 3, 1]], [0, 1, 'RepConv', [128, 3, 1]],
+                   [[-1, 1], 1, 'IDetect', ['nc', 'anchors']]])
+out['large'] = p.pose_model_yaml(large, 1)['head']
+import yaml
+(Path({tmp!r}) / 'large.yaml').write_text(yaml.safe_dump(large))
+out['channels'] = p.detect_input_channels(str(Path({tmp!r}) / 'large.yaml'))
+(Path({tmp!r}) / 'empty.yaml').write_text('')
+try:
+    p.detect_input_channels(str(Path({tmp!r}) / 'empty.yaml'))
+except SystemExit as e:
+    out['empty'] = str(e)
 n = p.write_split(Path({images!r}), Path({tmp!r}) / 'train', 12)
 labels = sorted((Path({tmp!r}) / 'train' / 'labels').glob('*.txt'))
 out['split'] = [n, len(labels), len(list((Path({tmp!r}) / 'train' / 'images').iterdir())),
@@ -611,6 +688,12 @@ def test_yolov7_pose_peer_labels_and_model(tmp_path):
                                        [-1, 1, 'nn.MaxPool2d', [2, 2]]]
     assert out['yaml']['head'] == [[-1, 1, 'nn.MaxPool2d', [5, 1, 2]],
                                    [[0, 1], 1, 'IKeypoint', ['nc', 'anchors', 'nkpt']]]
+    assert out['large'] == [[-1, 1, 'Conv', [64, 3, 1]], [0, 1, 'Conv', [128, 3, 1]],
+                            [[-1, 1], 1, 'IKeypoint', ['nc', 'anchors', 'nkpt']]]
+    # the layers feeding IDetect (-1 from layer 3 is layer 2; layer 1), width_multiple 0.5
+    assert out['channels'] == [64, 32]
+    assert out['empty'] == (f"{tmp_path / 'empty.yaml'}: no 'backbone' and 'head' layer lists "
+                            "(a model yaml of the main branch's cfg/training/)")
     images = len(list((SAMPLE / 'train' / 'images').iterdir()))
     assert out['split'] == [images, images, images, [56]]
     first = sorted((SAMPLE / 'train' / 'images').iterdir())[0]
@@ -633,6 +716,10 @@ def test_accuracy_bench_yolov7pose_needs_its_checkout():
     assert 'yolov7pose needs --yolov7-root' in proc.stderr
 
 
+# a model yaml feeding its head yolov7-tiny's channels (the original's --arch tiny yaml)
+TINY_HEAD_YAML = ('backbone: [[-1, 1, Conv, [32, 3, 2]]]\n'
+                  'head: [[-1, 1, Conv, [128, 3, 1]], [-1, 1, Conv, [256, 3, 1]], '
+                  '[-1, 1, Conv, [512, 3, 1]], [[1, 2, 3], 1, IDetect, [nc, anchors]]]\n')
 MISSING_MODULE = """
 import runpy, sys
 import yolov7_pose_peer as p
@@ -646,7 +733,7 @@ runpy.run_path('accuracy.py', run_name='__main__')
 
 def _accuracy_bench(*models: str, tmp_path: Path):
     (tmp_path / 'train.py').write_text('')
-    (tmp_path / 'tiny.yaml').write_text('')
+    (tmp_path / 'tiny.yaml').write_text(TINY_HEAD_YAML)
     code = MISSING_MODULE.format(models=list(models), root=str(SAMPLE), tmp=str(tmp_path),
                                  tiny=str(tmp_path / 'tiny.yaml'), out=str(tmp_path / 'out'))
     return subprocess.run([sys.executable, '-c', code], cwd=REPO / 'bench', capture_output=True,
@@ -661,6 +748,26 @@ def test_accuracy_bench_yolov7pose_names_missing_modules_before_training(tmp_pat
     assert 'the original pose branch imports' in proc.stderr, proc.stderr[-2000:]
     assert 'xyz-pip' in proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / 'out').exists()  # nothing trained, nothing written
+
+
+def test_accuracy_bench_yolov7pose_model_yaml_must_match_the_arch(tmp_path):
+    """The original's model yaml feeding its head other channels than ours at ``--arch``
+    (yolov7-tiny's 128/256/512 in an l comparison) stops the bench before anything trains."""
+    (tmp_path / 'train.py').write_text('')
+    tiny = tmp_path / 'yolov7-tiny.yaml'
+    tiny.write_text(TINY_HEAD_YAML)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'bench' / 'accuracy.py'), '--models', 'yolov7pose',
+         '--arch', 'l', '--data-root', str(SAMPLE), '--yolov7-root', str(tmp_path),
+         '--yolov7-cfg', str(tiny), '--out-dir', str(tmp_path / 'out')],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'yolov7pose: --yolov7-cfg {tiny} feeds its head [128, 256, 512] channels, ours at '
+        "--arch l [256, 512, 1024]: pass the main branch's cfg/training/yolov7.yaml, or the "
+        '--arch of that file')
+    assert not (tmp_path / 'out').exists()
 
 
 @pytest.mark.parametrize('models, message', [
