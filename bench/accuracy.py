@@ -40,6 +40,14 @@ A run of any model whose weights turn NaN stops at that epoch (ours and ``yoloxp
 plugin's ``DivergenceCheckHook``; ``yolov7pose``: its peer script) and is reported under
 ``diverged`` (seed, epoch, its best OKS AP before), not averaged into the model's figures.
 
+``--time-limit MINUTES`` bounds the bench's wall time (a lent GPU's session, a shared
+machine): at the limit every run still training is stopped with its process group (the
+original's saved epochs are then scored as they would have been at its end), runs not yet
+started are listed as failed, and a stopped run is reported under ``stopped`` (seed, the last
+epoch it evaluated, its OKS AP there) with its curve in the plot and the JSON, not averaged
+into the model's figures: those are for the full budget only. ``stopped.json`` in its work dir
+marks it, so ``--summarise-only`` reports it alike.
+
 Data: a YOLO layout (``--data-root`` with ``--data-yaml``, or ``--train-images`` /
 ``--val-images`` folders with ``labels/`` beside ``images/``) or COCO json
 (``--coco-train``, ``--coco-val`` and ``--img-prefix``); ``--metainfo`` gives the keypoint names,
@@ -53,6 +61,7 @@ import argparse
 import copy
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -83,7 +92,8 @@ METRIC_KEYS = {  # report name -> key in the evaluator's output
     'err_px': 'kpt/mean_err_px', 'pck': 'kpt/pck'
 }
 HEADERS = ['model', 'seeds', 'epochs', 'OKS AP', 'AP50', 'AP75', 'box mAP', 'px error', 'PCK',
-           'best AP', 'minutes', 'diverged']
+           'best AP', 'minutes', 'stopped', 'diverged']
+STOPPED_FILE = 'stopped.json'  # in a run's work dir: the bench stopped it at --time-limit
 
 
 # ----------------------------------------------------------------------------- study variants
@@ -472,6 +482,7 @@ def run_one(spec: str, seed: int, args: argparse.Namespace, gt_file: str, out_di
     """Write the run's config and start ``tools/train.py`` on it; returns the process."""
     work_dir = out_dir / _run_name(spec, seed)
     work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / STOPPED_FILE).unlink(missing_ok=True)  # a previous bench's
     if spec == 'yolov7pose':
         cmd = yolov7pose_command(args, seed, gt_file, work_dir)
     else:
@@ -482,11 +493,52 @@ def run_one(spec: str, seed: int, args: argparse.Namespace, gt_file: str, out_di
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONUNBUFFERED='1')
     log = open(work_dir / 'train.log', 'w')
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # its own process group (session), so that stop_run ends its DataLoader workers and the
+    # original's child processes with it
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     proc.started = time.time()
     proc.run = (spec, seed, work_dir)
     proc.log = log  # closed when the run ends
+    proc.env = env
     return proc
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 30.) -> None:
+    """End a run's process group: SIGTERM, ``grace`` seconds, then SIGKILL; whatever of the
+    group outlives its leader (DataLoader workers) is killed too."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:  # the whole group has ended
+            break
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        break
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def stop_run(proc: subprocess.Popen, args: argparse.Namespace, gt_file: str,
+             grace: float = 30.) -> Optional[subprocess.Popen]:
+    """Stop a run at ``--time-limit`` and mark it (``stopped.json``). For the original, whose
+    peer scores its saved epochs after its training, returns the process that scores them now
+    (wait for it before reading the run); else None."""
+    spec, seed, work_dir = proc.run
+    kill_group(proc, grace)
+    (Path(work_dir) / STOPPED_FILE).write_text(json.dumps(dict(
+        reason=f'--time-limit {args.time_limit:g} min',
+        minutes=round((time.time() - proc.started) / 60, 2))) + '\n')
+    if spec != 'yolov7pose':
+        return None
+    return subprocess.Popen(yolov7pose_command(args, seed, gt_file, Path(work_dir))
+                            + ['--stage', 'evaluate'], cwd=REPO_ROOT, env=proc.env,
+                            stdout=getattr(proc, 'log', None), stderr=subprocess.STDOUT)
 
 
 def _run_name(spec: str, seed: int) -> str:
@@ -495,14 +547,21 @@ def _run_name(spec: str, seed: int) -> str:
 
 
 def read_curve(work_dir: Path) -> List[Dict[str, float]]:
-    """Validation scores per epoch from MMEngine's ``scalars.json`` (the newest run)."""
+    """Validation scores per epoch from MMEngine's ``scalars.json`` (the newest run). A last
+    line cut short (a run stopped while writing it) is left out; any other is an error."""
     files = sorted(work_dir.glob('*/vis_data/scalars.json'))
     if not files:
         raise RuntimeError(f'no scalars.json under {work_dir}: the run failed, see '
                            f'{work_dir / "train.log"}')
     curve = []
-    for line in files[-1].read_text().splitlines():
-        entry = json.loads(line)
+    lines = files[-1].read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                break
+            raise RuntimeError(f'{files[-1]}, line {number}: {error}') from error
         if 'coco/AP' in entry:
             curve.append(dict(epoch=entry['step'],
                               **{name: entry.get(key) for name, key in METRIC_KEYS.items()},
@@ -510,6 +569,13 @@ def read_curve(work_dir: Path) -> List[Dict[str, float]]:
                                                 if k.startswith('kpt/') and k.endswith('_pck')
                                                 and k != 'kpt/pck'}))
     return curve
+
+
+def read_stopped(work_dir: Path) -> Optional[dict]:
+    """``{'reason': ..., 'minutes': ...}`` when the bench stopped the run at ``--time-limit``
+    (:func:`stop_run`), else None."""
+    path = Path(work_dir) / STOPPED_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def read_divergence(work_dir: Path) -> Optional[dict]:
@@ -529,16 +595,22 @@ def summarise(runs: Sequence[dict]) -> List[dict]:
     """Per model: mean and min..max over seeds of the last evaluation and of the best AP.
 
     A run that diverged (``run['diverged']``) is listed under ``diverged`` with its epoch and
-    its best AP before it, not averaged in: its last evaluation is of NaN weights. A model whose
-    every run diverged has no figures (None)."""
+    its best AP before it, not averaged in: its last evaluation is of NaN weights. A run stopped
+    at ``--time-limit`` (``run['stopped']``) is listed under ``stopped`` with the last epoch it
+    evaluated and its scores there, not averaged in: it did not train the full budget. A model
+    with no run of the full budget has no figures (None)."""
     by_model: Dict[str, List[dict]] = {}
     for run in runs:
         by_model.setdefault(run['model'], []).append(run)
     rows = []
     for model, model_runs in by_model.items():
-        trained = [r for r in model_runs if not r.get('diverged')]
+        trained = [r for r in model_runs if not r.get('diverged') and not r.get('stopped')]
         row = dict(model=model, seeds=[r['seed'] for r in model_runs],
                    epochs=max(_last_epoch(r) for r in trained or model_runs),
+                   stopped=[dict(seed=r['seed'], epoch=r['curve'][-1]['epoch'],
+                                 AP=r['curve'][-1]['AP'], err_px=r['curve'][-1]['err_px'],
+                                 best_AP=r['best_AP'])
+                            for r in model_runs if r.get('stopped') and not r.get('diverged')],
                    diverged=[dict(seed=r['seed'], epoch=r['diverged']['epoch'],
                                   non_finite=r['diverged']['non_finite'], best_AP=r['best_AP'])
                              for r in model_runs if r.get('diverged')])
@@ -560,6 +632,11 @@ def _cell(stat: Optional[dict], digits: int = 3) -> str:
     return f'{stat["mean"]:.{digits}f} ({stat["min"]:.{digits}f}-{stat["max"]:.{digits}f})'
 
 
+def _stopped_cell(stopped: Sequence[dict]) -> str:
+    return ', '.join(f'seed {s["seed"]} at epoch {s["epoch"]} (AP {s["AP"]:.3f})'
+                     for s in stopped) or '-'
+
+
 def _diverged_cell(diverged: Sequence[dict]) -> str:
     return ', '.join(f'seed {d["seed"]} at epoch {d["epoch"]}' for d in diverged) or '-'
 
@@ -568,7 +645,7 @@ def table_rows(summary: Sequence[dict]) -> List[list]:
     return [[row['model'], len(row['seeds']), row['epochs'], _cell(row['AP']), _cell(row['AP50']),
              _cell(row['AP75']), _cell(row['box_mAP']), _cell(row['err_px'], 1),
              _cell(row['pck']), _cell(row['best_AP']), _cell(row['minutes'], 1),
-             _diverged_cell(row['diverged'])]
+             _stopped_cell(row.get('stopped', ())), _diverged_cell(row['diverged'])]
             for row in summary]
 
 
@@ -630,6 +707,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch / OpenMP threads per run (default: cores / jobs)')
+    parser.add_argument('--time-limit', type=float, default=None, metavar='MINUTES',
+                        help='stop every run still training after this many minutes of the '
+                        "bench's wall time; report them as stopped at their last evaluation")
     parser.add_argument('--out-dir', default='bench_results/accuracy')
     parser.add_argument('--summarise-only', action='store_true',
                         help='re-read finished runs in --out-dir instead of training')
@@ -651,27 +731,52 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     threads = args.threads or max(1, (machine['usable_cpus'] or 1) // args.jobs)
     queue = [(spec, seed) for seed in args.seeds for spec in args.models]
     runs, running, failed = [], [], []
-    while queue or running:
-        while queue and len(running) < args.jobs and not args.summarise_only:
-            running.append(run_one(*queue.pop(0), args, gt_file, out_dir, threads))
-        if args.summarise_only:
-            running = [_Done(spec, seed, out_dir) for spec, seed in queue]
-            queue = []
-        time.sleep(0 if args.summarise_only else 5)
-        for proc in [p for p in running if p.poll() is not None]:
-            running.remove(proc)
-            if getattr(proc, 'log', None):
-                proc.log.close()
-            run, failure = finished_run(proc)
-            if failure:
-                failed.append(failure)
-                continue
-            runs.append(run)
-            diverged, curve = run['diverged'], run['curve']
-            print(f'[accuracy] {run["model"]} seed {run["seed"]}: ' + (
-                f'diverged at epoch {diverged["epoch"]} (non-finite {diverged["non_finite"]})'
-                if diverged else f'last OKS AP {curve[-1]["AP"]:.3f}, '
-                f'{curve[-1]["err_px"]:.1f} px'), flush=True)
+    deadline = time.time() + 60 * args.time_limit if args.time_limit else None
+    # a SIGTERM (a `timeout` around the bench) ends it through the except below, which ends the
+    # runs' process groups too: they are not in the bench's
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        while queue or running:
+            while queue and len(running) < args.jobs and not args.summarise_only:
+                running.append(run_one(*queue.pop(0), args, gt_file, out_dir, threads))
+            if args.summarise_only:
+                running = [_Done(spec, seed, out_dir) for spec, seed in queue]
+                queue = []
+            time.sleep(0 if args.summarise_only else 5)
+            if deadline is not None and time.time() > deadline:
+                for spec, seed in queue:
+                    failed.append(f'{spec} seed {seed}: not started, --time-limit '
+                                  f'{args.time_limit:g} min reached')
+                queue = []
+                scoring = []  # the original's saved epochs, scored at once for every seed
+                for proc in running:
+                    if proc.poll() is None:
+                        print(f'[accuracy] {proc.run[0]} seed {proc.run[1]}: stopped at '
+                              f'--time-limit {args.time_limit:g} min', flush=True)
+                        scoring.append(stop_run(proc, args, gt_file))
+                for scorer in filter(None, scoring):
+                    scorer.wait()
+            for proc in [p for p in running if p.poll() is not None]:
+                running.remove(proc)
+                if getattr(proc, 'log', None):
+                    proc.log.close()
+                run, failure = finished_run(proc)
+                if failure:
+                    failed.append(failure)
+                    continue
+                runs.append(run)
+                diverged, stopped, curve = run['diverged'], run['stopped'], run['curve']
+                print(f'[accuracy] {run["model"]} seed {run["seed"]}: ' + (
+                    f'diverged at epoch {diverged["epoch"]} (non-finite '
+                    f'{diverged["non_finite"]})' if diverged else
+                    f'{"stopped at epoch %d: " % curve[-1]["epoch"] if stopped else ""}'
+                    f'last OKS AP {curve[-1]["AP"]:.3f}, {curve[-1]["err_px"]:.1f} px'),
+                    flush=True)
+    except BaseException:  # Ctrl-C or an error: the runs' own process groups do not see it
+        for proc in running:
+            if getattr(proc, 'pid', None) and proc.poll() is None:
+                kill_group(proc, grace=5.)
+        raise
     if not runs:
         raise SystemExit('no run finished:\n' + '\n'.join(failed))
     summary = summarise(runs)
@@ -694,21 +799,25 @@ def finished_run(proc) -> Tuple[Optional[dict], Optional[str]]:
     A run that stopped because its weights turned non-finite (``diverged.json`` in its work
     dir: the plugin's ``DivergenceCheckHook`` on ours and YOLOX-Pose, which then exit non-zero,
     and :func:`yolov7_pose_peer.checkpoint_saver` on the original) is a diverged run with the
-    curve it evaluated before, not a failure."""
+    curve it evaluated before, not a failure; so is a run the bench stopped at ``--time-limit``
+    (``stopped.json``), unless it had evaluated nothing yet."""
     spec, seed, work_dir = proc.run
-    diverged = read_divergence(work_dir)
-    if proc.returncode != 0 and diverged is None:
+    diverged, stopped = read_divergence(work_dir), read_stopped(work_dir)
+    if proc.returncode != 0 and diverged is None and stopped is None:
         return None, f'{spec} seed {seed}: exit {proc.returncode}, see {work_dir / "train.log"}'
     try:
         curve = read_curve(work_dir)
     except RuntimeError as error:  # --summarise-only: a run that was never made
         return None, f'{spec} seed {seed}: {error}'
     if not curve and diverged is None:
+        if stopped:
+            return None, (f'{spec} seed {seed}: stopped at {stopped["reason"]} before its '
+                          f'first evaluation, see {work_dir / "train.log"}')
         return None, f'{spec} seed {seed}: no evaluation in {work_dir}'
     minutes = (time.time() - proc.started) / 60 if proc.started else None
     return dict(model=spec, seed=seed, work_dir=str(work_dir), curve=curve,
                 best_AP=max((p['AP'] for p in curve), default=None), minutes=minutes,
-                diverged=diverged), None
+                diverged=diverged, stopped=stopped), None
 
 
 class _Done:

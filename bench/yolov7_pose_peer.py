@@ -26,10 +26,13 @@ NMS, flip indices, loss sigmas). What this script changes, all at run time and i
   too, becomes the branch's ``Conv`` with the same channels, kernel and stride: the one 3x3
   conv + BN + SiLU a RepConv is after re-parameterisation, trained without its parallel 1x1
   branch (ours trains that branch).
-* **Environment:** the third-party modules its code imports (``ITS_IMPORTS``; ``requests`` is
-  the one the plugin's environment lacks) are checked before anything runs, and a missing one
-  stops the run with the ``pip install`` line; ``np.int`` (gone in NumPy 1.24) aliases ``int``;
-  ``seaborn`` (label plots only) is a no-op stub when missing; ``torch.load`` reads its own
+* **Environment:** the third-party modules its training and evaluation need
+  (``ITS_IMPORTS``) are checked before anything runs, and a missing one stops the run with the
+  ``pip install`` line; those it imports only to plot, log or download (``STUBBED``:
+  ``seaborn`` and ``pandas`` for its label plots, ``tensorboard`` for its ``SummaryWriter``,
+  ``requests`` for downloads it never makes here) get no-op stand-ins when missing, as on a
+  lent GPU machine with the OpenMMLab stack alone, and the log says which; ``np.int`` (gone
+  in NumPy 1.24) aliases ``int``; ``torch.load`` reads its own
   checkpoints with ``weights_only=False`` (torch >= 2.6 default); ``init_seeds`` takes
   ``--seed`` (its ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid
   indices with float-tensor bounds, refused since torch 1.12, gets integer bounds; ``last.pt``
@@ -191,11 +194,13 @@ def _metainfo(path: str) -> dict:
     return parse_pose_metainfo(dict(from_file=str(Path(path).resolve())))
 
 
-# third-party modules the branch's train.py / test.py import at load time (module -> pip name);
-# seaborn is stubbed when absent (see _install_shims)
-ITS_IMPORTS = {'requests': 'requests', 'tqdm': 'tqdm', 'pandas': 'pandas', 'yaml': 'pyyaml',
-               'matplotlib': 'matplotlib', 'scipy': 'scipy', 'cv2': 'opencv-python',
-               'PIL': 'pillow', 'tensorboard': 'tensorboard'}
+# third-party modules the branch's train.py / test.py import at load time and use to train and
+# evaluate (module -> pip name)
+ITS_IMPORTS = {'tqdm': 'tqdm', 'yaml': 'pyyaml', 'matplotlib': 'matplotlib', 'scipy': 'scipy',
+               'cv2': 'opencv-python', 'PIL': 'pillow'}
+# ... and those it imports only for plots, logs and downloads: a no-op stand-in when missing
+# (stub_missing); its training and evaluation never reach them with a meaningful result
+STUBBED = ('seaborn', 'pandas', 'tensorboard', 'requests')
 
 
 def missing_imports(modules: Dict[str, str] = ITS_IMPORTS) -> List[str]:
@@ -285,7 +290,11 @@ def checkpoint_saver(save: Callable, copy_every: int, stop_file: Path) -> Callab
             return
         where = non_finite_part(obj)
         if epoch % copy_every == 0 or where:
-            shutil.copyfile(f, Path(f).with_name(f'epoch_{epoch}.pt'))
+            # copied under another name, then renamed: a run stopped mid-copy (the bench's
+            # --time-limit) leaves no partial epoch_N.pt for the evaluation to choke on
+            part = Path(f).with_name(f'epoch_{epoch}.pt.part')
+            shutil.copyfile(f, part)
+            os.replace(part, Path(f).with_name(f'epoch_{epoch}.pt'))
         if where:
             Path(stop_file).write_text(json.dumps(dict(epoch=epoch, non_finite=where)) + '\n')
             raise Diverged(f'epoch {epoch}: non-finite weights ({where})')
@@ -293,26 +302,88 @@ def checkpoint_saver(save: Callable, copy_every: int, stop_file: Path) -> Callab
     return saver
 
 
+def _stub_module(name: str, what: str) -> types.ModuleType:
+    """An empty module for ``sys.modules`` with a spec of no origin: ``importlib.util.find_spec``
+    (torch._dynamo asks it for pandas when torchvision is imported) then finds it without
+    raising, and takes it for no file on disk."""
+    import importlib.machinery
+    module = types.ModuleType(name)
+    module.__file__ = f'<{what} {name} stub>'
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    return module
+
+
+def _no_op_module(name: str) -> types.ModuleType:
+    """A module whose every public attribute is a function that does nothing."""
+    module = _stub_module(name, 'no-op')
+
+    def no_op(attr):
+        if attr.startswith('__'):
+            raise AttributeError(attr)
+        return lambda *a, **k: None
+
+    module.__getattr__ = no_op
+    return module
+
+
+class _NoOpWriter:
+    """``SummaryWriter`` without tensorboard: every call does nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return lambda *a, **k: None
+
+
+def _no_download(*args, **kwargs):
+    raise RuntimeError('the original tried a download (requests is not installed here): pass '
+                       'local files')
+
+
+def stub_missing(missing: Sequence[str]) -> List[str]:
+    """Install the no-op stand-ins of :data:`STUBBED` named in ``missing`` into ``sys.modules``
+    before its code imports them; returns the names stubbed.
+
+    ``seaborn``: every plot call does nothing. ``pandas``: ``DataFrame`` gives None (its label
+    plots hand it to seaborn only) and ``options.display`` takes what ``utils/general.py`` sets.
+    ``tensorboard``: ``torch.utils.tensorboard.SummaryWriter`` writes nothing. ``requests``:
+    a download raises instead of hanging without a network."""
+    unknown = sorted(set(missing) - set(STUBBED))
+    if unknown:
+        raise ValueError(f'no stand-in for {unknown}; stubbed are {STUBBED}')
+    for name in missing:
+        if name == 'tensorboard':
+            module = _stub_module('torch.utils.tensorboard', 'no-op')
+            module.SummaryWriter = _NoOpWriter
+            sys.modules['torch.utils.tensorboard'] = module
+        elif name == 'requests':
+            module = _stub_module('requests', 'no-download')
+            module.get = module.post = module.head = _no_download
+            sys.modules['requests'] = module
+        else:
+            module = _no_op_module(name)
+            if name == 'pandas':
+                module.options = types.SimpleNamespace(display=types.SimpleNamespace())
+            sys.modules[name] = module
+    return list(missing)
+
+
 def _install_shims(root: Path, setup: dict, seed: int, copy_every: int,
                    stop_file: Path) -> None:
     """Make the branch importable and run for ``setup`` (see the module docstring)."""
+    import importlib.util
+
     import numpy as np
     import torch
     if not hasattr(np, 'int'):
         np.int = int  # removed in NumPy 1.24, used by its datasets.py / general.py
-    try:
-        import seaborn  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType('seaborn')
-        stub.__file__ = '<no-op seaborn stub>'
-
-        def no_op(name):
-            if name.startswith('__'):
-                raise AttributeError(name)
-            return lambda *a, **k: None
-
-        stub.__getattr__ = no_op
-        sys.modules['seaborn'] = stub
+    stubbed = stub_missing([m for m in STUBBED if importlib.util.find_spec(m) is None])
+    if stubbed:
+        print(f'[yolov7pose] no-op stand-ins for {", ".join(stubbed)} (its plots, logs and '
+              'downloads only)', flush=True)
     original_load = torch.load
 
     def load(*a, **k):
@@ -472,9 +543,12 @@ def evaluate_child(args: argparse.Namespace) -> None:
         lines.append(json.dumps(dict(step=int(checkpoint.stem.split('_')[1]),
                                      **{k: float(v) for k, v in scores.items()
                                         if isinstance(v, (int, float))})))
-        print(checkpoint.name, {k: scores[k] for k in ('coco/AP', 'kpt/mean_err_px')
+        print(checkpoint.name, {k: float(scores[k]) for k in ('coco/AP', 'kpt/mean_err_px')
                                 if k in scores}, flush=True)
-    (out / 'scalars.json').write_text('\n'.join(lines) + '\n')
+        # after every checkpoint: an evaluation cut short (a time limit) keeps what it scored
+        (out / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    if not checkpoints:
+        (out / 'scalars.json').write_text('')
 
 
 # ----------------------------------------------------------------------------- timing

@@ -341,3 +341,24 @@ def test_tiled_detection_feeds_the_tracker():
     assert (tiled['bboxes'][:, 2] <= 400).all() and (tiled['bboxes'][:, 3] <= 200).all()
     assert KeypointTracker(track_thr=0.0, high_thr=0.0).update(tiled)['track_ids'].tolist() == \
         list(range(1, len(tiled['scores']) + 1))
+
+
+def test_the_package_imports_without_pandas_and_the_tables_say_they_need_it():
+    """Training and evaluation never need pandas (a GPU machine with the OpenMMLab stack alone
+    lacks it): ``import turtle_plugin`` works without it, and a track table asks for it."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "sys.modules['pandas'] = None  # what `import pandas` finds when it is missing\n"
+            "import turtle_plugin, turtle_plugin.apis\n"
+            "from turtle_plugin.apis import track_exports\n"
+            "try:\n"
+            "    track_exports.read_dlc_csv('tracks.csv')\n"
+            "except ImportError as error:\n"
+            "    print(error)\n")
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == (
+        'the track tables (CSV, summaries) need pandas: pip install pandas '
+        '(requirements/runtime.txt)')

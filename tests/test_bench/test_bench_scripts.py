@@ -281,24 +281,29 @@ def test_gpu_session_script_is_bash_and_installs_the_wheels_first():
                      '--target /tmp/site .gpuwheels/*.whl')
 
 
-def _gpu_session_commands(tmp_path, **env_extra) -> tuple:
-    """Run the script with ``python3`` replaced by a stub that records its arguments; returns
-    every call's argv and the summary log."""
+def _gpu_session_commands(tmp_path, script=GPU_SESSION, archive='gpu_session.tgz',
+                          **env_extra) -> tuple:
+    """Run the script with ``python3`` replaced by a stub that records its arguments (and
+    exits with ``$FAIL_ACCURACY`` for a training ``bench/accuracy.py`` call, 0 otherwise);
+    returns every call's argv and the summary log."""
     calls, bin_dir, out = tmp_path / 'calls', tmp_path / 'bin', tmp_path / 'out'
     for folder in (calls, bin_dir, out):
         folder.mkdir()
     stub = bin_dir / 'python3'
     stub.write_text('#!/bin/bash\nn=$(ls "$CALLS" | wc -l)\n'
-                    'printf "%s\\0" "$@" > "$CALLS/$(printf %03d "$n")"\n')
+                    'printf "%s\\0" "$@" > "$CALLS/$(printf %03d "$n")"\n'
+                    'if [ "$1" = bench/accuracy.py ] && [[ " $* " != *" --summarise-only "* ]]; '
+                    'then exit "${FAIL_ACCURACY:-0}"; fi\n')
     stub.chmod(0o755)
     env = {k: v for k, v in os.environ.items()
-           if k != 'PYTHON' and not k.startswith('YOLOV7_')}
+           if k not in ('PYTHON', 'ARCH', 'EPOCHS', 'SEEDS', 'JOBS', 'LIMIT_MIN')
+           and not k.startswith('YOLOV7_')}
     env.update(PATH=f'{bin_dir}:{env["PATH"]}', CALLS=str(calls), OUT=str(out),
                RES=str(tmp_path / 'res'), **env_extra)
-    proc = subprocess.run(['bash', str(GPU_SESSION), str(SAMPLE)], cwd=REPO, env=env,
+    proc = subprocess.run(['bash', str(script), str(SAMPLE)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert (out / 'gpu_session.tgz').is_file()
+    assert (out / archive).is_file()
     argvs = [[a.decode() for a in f.read_bytes().split(b'\0')[:-1]]
              for f in sorted(calls.iterdir())]
     return argvs, (out / 'summary.log').read_text()
@@ -339,6 +344,65 @@ def test_gpu_session_times_the_original_when_given(tmp_path):
                            cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
                            capture_output=True, text=True, timeout=120)
     assert check.stdout.strip() == 'ok', check.stderr[-3000:]
+
+
+GPU_ACCURACY = REPO / 'bench' / 'gpu_accuracy.sh'
+
+
+def test_gpu_accuracy_script_is_bash_and_installs_the_wheels_first():
+    subprocess.run(['bash', '-n', str(GPU_ACCURACY)], check=True)
+    assert GPU_ACCURACY.read_text().splitlines()[0] == (
+        'python3 -m pip install -q --no-index --no-deps --no-compile '
+        '--target /tmp/site .gpuwheels/*.whl')
+
+
+def _accuracy_call(argvs) -> list:
+    calls = [argv for argv in argvs if argv[0] == 'bench/accuracy.py']
+    check = subprocess.run([sys.executable, '-c', PARSE_ALL, json.dumps(calls)],
+                           cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
+                           capture_output=True, text=True, timeout=120)
+    assert check.stdout.strip() == 'ok', check.stderr[-3000:]
+    return calls
+
+
+def _flag(argv, name, count=1):
+    i = argv.index(name)
+    return argv[i + 1] if count == 1 else argv[i + 1:i + 1 + count]
+
+
+def test_gpu_accuracy_runs_the_l_comparison_within_the_device_call(tmp_path):
+    """Defaults: the l models, 300 epochs, validation every 30, seeds 0 and 1 of ours and
+    YOLOX-Pose trained at once, the bench's --time-limit at 6.5 min; the original only when its
+    checkout and model yaml are given."""
+    argvs, summary = _gpu_session_commands(tmp_path, script=GPU_ACCURACY,
+                                           archive='gpu_accuracy.tgz')
+    assert argvs[0][:3] == ['-m', 'pip', 'install']
+    bench, = _accuracy_call(argvs)
+    assert _flag(bench, '--arch') == 'l' and _flag(bench, '--epochs') == '300'
+    assert _flag(bench, '--val-interval') == '30' and _flag(bench, '--time-limit') == '6.5'
+    assert _flag(bench, '--seeds', 2) == ['0', '1']
+    assert _flag(bench, '--models', 2) == ['ours', 'yoloxpose'] and '--yolov7-root' not in bench
+    assert _flag(bench, '--jobs') == '4' and _flag(bench, '--data-root') == str(SAMPLE)
+    assert _flag(bench, '--metainfo') == f'{SAMPLE}/metainfo.py'
+    assert 'training limit 6.5 min' in summary and 'done rc=0' in summary
+    assert not any('--summarise-only' in argv for argv in argvs)
+
+
+def test_gpu_accuracy_with_the_original_one_seed_and_a_cut_bench(tmp_path):
+    """With YOLOV7_ROOT / YOLOV7_CFG the original trains beside them; SEEDS=0 runs the three
+    at once; a bench cut short is followed by --summarise-only over what the runs evaluated."""
+    argvs, summary = _gpu_session_commands(
+        tmp_path, script=GPU_ACCURACY, archive='gpu_accuracy.tgz', SEEDS='0', ARCH='tiny',
+        EPOCHS='5', YOLOV7_ROOT='.gpuyolov7/pose', YOLOV7_CFG='.gpuyolov7/yolov7-tiny.yaml',
+        FAIL_ACCURACY='124')
+    bench, again = _accuracy_call(argvs)
+    assert _flag(bench, '--models', 3) == ['ours', 'yoloxpose', 'yolov7pose']
+    assert _flag(bench, '--yolov7-root') == '.gpuyolov7/pose'
+    assert _flag(bench, '--yolov7-cfg') == '.gpuyolov7/yolov7-tiny.yaml'
+    assert _flag(bench, '--arch') == 'tiny' and _flag(bench, '--val-interval') == '1'
+    assert _flag(bench, '--seeds') == '0' and _flag(bench, '--jobs') == '3'
+    assert again == bench + ['--summarise-only']
+    assert 'accuracy rc=124: summarising' in summary
 
 
 def test_trackers_scores_each_candidate_or_says_why_not(tmp_path):
@@ -705,6 +769,55 @@ def test_yolov7_pose_peer_labels_and_model(tmp_path):
     assert out['prepare'].endswith(' xyz-pip') and 'pip install ' in out['prepare']
 
 
+PEER_STUBS = """
+import importlib.util, json, os, sys
+import yolov7_pose_peer as p
+out = dict(torchvision_before='torchvision' in sys.modules)
+out['stubbed'] = p.stub_missing(['seaborn', 'pandas', 'tensorboard', 'requests'])
+import torchvision  # torch._dynamo asks importlib.util.find_spec('pandas') on import
+out['pandas_origin'] = importlib.util.find_spec('pandas').origin
+import pandas as pd  # what the original's utils/general.py and plots.py do with it
+pd.options.display.max_columns = 10
+labels = pd.DataFrame([[0.5, 0.5, 0.1, 0.2]], columns=['x', 'y', 'width', 'height'])
+import seaborn as sns
+sns.pairplot(labels, corner=True, diag_kind='auto')
+from torch.utils.tensorboard import SummaryWriter  # its train.py
+writer = SummaryWriter('tb_dir')
+writer.add_scalar('train/box_loss', 0.1, 0)
+out['tb_dir'] = os.path.exists('tb_dir')
+import requests
+try:
+    requests.get('https://example.invalid/yolov7.pt')
+except RuntimeError as e:
+    out['download'] = str(e)
+try:
+    p.stub_missing(['numpy'])
+except ValueError as e:
+    out['unknown'] = str(e)
+out['required'] = sorted(p.ITS_IMPORTS)
+print(json.dumps(out))
+"""
+
+
+def test_yolov7_pose_peer_stands_in_for_plot_log_and_download_modules(tmp_path):
+    """A machine with the OpenMMLab stack alone (the lent GPU) lacks what the original imports
+    only to plot, log and download: no-op stand-ins take their place, findable by
+    importlib.util.find_spec as torch._dynamo asks when torchvision is imported, and a download
+    raises instead; what it trains and evaluates with stays required."""
+    proc = subprocess.run([sys.executable, '-c', PEER_STUBS], cwd=REPO / 'bench',
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out['torchvision_before'] is False
+    assert out['stubbed'] == ['seaborn', 'pandas', 'tensorboard', 'requests']
+    assert out['pandas_origin'] is None and out['tb_dir'] is False
+    assert out['download'].startswith('the original tried a download')
+    assert out['unknown'] == ("no stand-in for ['numpy']; stubbed are ('seaborn', 'pandas', "
+                              "'tensorboard', 'requests')")
+    assert out['required'] == ['PIL', 'cv2', 'matplotlib', 'scipy', 'tqdm', 'yaml']
+
+
 def test_accuracy_bench_yolov7pose_needs_its_checkout():
     proc = subprocess.run(
         [sys.executable, str(REPO / 'bench' / 'accuracy.py'), '--models', 'yolov7pose',
@@ -935,6 +1048,99 @@ def test_accuracy_bench_counts_a_run_stopped_by_the_nan_stop_as_diverged(tmp_pat
         dict(seed=2, epoch=4, non_finite='model: w', best_AP=None)]
     early, = out['only_early']
     assert early['epochs'] == 4 and early['AP'] is None
+
+
+TIME_LIMIT = """
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+from types import SimpleNamespace
+import accuracy as a
+tmp = Path({tmp!r})
+args = a.parse_args(['--time-limit', '0.5'])
+
+def run(name, spec, aps, cut=''):
+    work = tmp / name
+    (work / '20261203_000000' / 'vis_data').mkdir(parents=True)
+    lines = ''.join(json.dumps({{'coco/AP': ap, 'kpt/mean_err_px': 20.0 - e, 'step': e}}) + '\\n'
+                    for e, ap in aps)
+    (work / '20261203_000000' / 'vis_data' / 'scalars.json').write_text(lines + cut)
+    # a run with a child of its own (a DataLoader worker), in its own process group
+    proc = subprocess.Popen(['bash', '-c', 'sleep 300 & echo $! > ' + str(work / 'child')
+                             + '; wait'], start_new_session=True)
+    while not (work / 'child').is_file() or not (work / 'child').read_text().strip():
+        time.sleep(0.05)
+    proc.started, proc.run, proc.env = time.time() - 90, (spec, 0, work), dict(os.environ)
+    proc.log = open(work / 'train.log', 'w')
+    return proc
+
+out = {{}}
+cut = run('ours', 'ours', [(30, 0.1), (60, 0.25)], cut='{{"coco/AP": 0.3')
+child = int((tmp / 'ours' / 'child').read_text())
+a.stop_run(cut, args, 'gt.json', grace=5.)
+out['child_alive'] = os.path.exists(f'/proc/{{child}}') and \\
+    open(f'/proc/{{child}}/stat').read().split()[2] != 'Z'
+out['marker'] = json.loads((tmp / 'ours' / a.STOPPED_FILE).read_text())
+record, failure = a.finished_run(cut)
+out['record'] = [failure, [p['epoch'] for p in record['curve']], record['stopped']['reason'],
+                 record['best_AP']]
+# the original: stopped, then its saved epochs scored by the peer's evaluate stage
+calls = []
+a.yolov7pose_command = lambda args_, seed, gt, work: calls.append(
+    (seed, gt, str(work))) or [sys.executable, '-c', 'import sys; print("scored", sys.argv[1:])']
+orig = run('orig', 'yolov7pose', [(30, 0.05)])
+out['orig_scoring'] = a.stop_run(orig, args, 'gt.json', grace=5.).wait()
+orig.log.close()
+out['ours_scoring'] = a.stop_run(run('again', 'ours', []), args, 'gt.json', grace=5.)
+out['orig'] = [calls, (tmp / 'orig' / 'train.log').read_text().strip()]
+# stopped before any evaluation: a failure that says so
+early = run('early', 'ours', [])
+a.stop_run(early, args, 'gt.json', grace=5.)
+out['early'] = a.finished_run(early)[1]
+full = dict(model='ours', seed=1, curve=[dict(epoch=300, AP=0.5, AP50=0.9, AP75=0.4,
+                                              box_mAP=0.8, err_px=10.0, pck=0.8)],
+            best_AP=0.5, minutes=7.0, diverged=None, stopped=None)
+summary = a.summarise([record, full])
+out['summary'] = summary
+out['table'] = a.table_rows(summary)
+out['only_stopped'] = a.table_rows(a.summarise([record]))
+(tmp / 'bad' / 'r' / 'vis_data').mkdir(parents=True)
+(tmp / 'bad' / 'r' / 'vis_data' / 'scalars.json').write_text('{{"coco/AP": 0.1\\n{{"step": 2}}\\n')
+try:
+    a.read_curve(tmp / 'bad')
+except RuntimeError as e:
+    out['bad'] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_accuracy_bench_stops_runs_at_the_time_limit_and_reports_them(tmp_path):
+    """At --time-limit a run's whole process group ends, stopped.json marks it, its curve up to
+    the last whole evaluation is kept (a last line cut short is left out), the original's
+    saved epochs are then scored, and the summary lists stopped runs apart, not averaged into
+    the model's figures for the full budget."""
+    proc = subprocess.run([sys.executable, '-c', TIME_LIMIT.format(tmp=str(tmp_path))],
+                          cwd=REPO / 'bench', env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out['child_alive'] is False
+    assert out['marker']['reason'] == '--time-limit 0.5 min' and out['marker']['minutes'] >= 1.5
+    assert out['record'] == [None, [30, 60], '--time-limit 0.5 min', 0.25]
+    calls, log = out['orig']
+    assert calls == [[0, 'gt.json', str(tmp_path / 'orig')]]
+    assert log == "scored ['--stage', 'evaluate']" and out['orig_scoring'] == 0
+    assert out['ours_scoring'] is None  # ours evaluates while it trains
+    assert out['early'] == (f'ours seed 0: stopped at --time-limit 0.5 min before its first '
+                            f'evaluation, see {tmp_path / "early" / "train.log"}')
+    row, = out['summary']
+    assert row['seeds'] == [0, 1] and row['epochs'] == 300
+    assert row['AP']['values'] == [0.5] and row['err_px']['values'] == [10.0]
+    assert row['stopped'] == [dict(seed=0, epoch=60, AP=0.25, err_px=-40.0, best_AP=0.25)]
+    assert out['table'][0][-2:] == ['seed 0 at epoch 60 (AP 0.250)', '-']
+    only, = out['only_stopped']
+    assert only[2] == 60 and only[3] == 'n/a' and only[-2] == 'seed 0 at epoch 60 (AP 0.250)'
+    assert out['bad'] == (f'{tmp_path / "bad" / "r" / "vis_data" / "scalars.json"}, line 1: '
+                          'Expecting \',\' delimiter: line 1 column 16 (char 15)')
 
 
 SCORED_RUN = """

@@ -6,12 +6,14 @@ DeepLabCut layout (what ``deeplabcut`` writes for multi-animal projects and read
 ``individuals``, ``bodyparts``, ``coords`` (``x``, ``y``, ``likelihood``), one row per video
 frame indexed 0..T-1, empty cells where an individual was not tracked. Individuals are the
 tracks, ``track_<id>``.
+
+pandas is imported when a table is made, not with the package: training and evaluation never
+need it (a GPU machine with the OpenMMLab stack alone imports ``turtle_plugin`` without it).
 """
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import pandas as pd
 
 from .tracking import TrackTable
 
@@ -20,12 +22,25 @@ __all__ = ['dlc_dataframe', 'write_dlc_csv', 'read_dlc_csv', 'long_dataframe', '
 
 DLC_LEVELS = ('scorer', 'individuals', 'bodyparts', 'coords')
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _pandas():
+    """pandas, or an ImportError that says what needs it."""
+    try:
+        import pandas
+    except ImportError as error:
+        raise ImportError('the track tables (CSV, summaries) need pandas: pip install pandas '
+                          '(requirements/runtime.txt)') from error
+    return pandas
+
 
 def _individual(track_id: int) -> str:
     return f'track_{int(track_id)}'
 
 
-def dlc_dataframe(table: TrackTable, scorer: str) -> pd.DataFrame:
+def dlc_dataframe(table: TrackTable, scorer: str) -> 'pd.DataFrame':
     """The tracks in DeepLabCut's multi-animal layout.
 
     Args:
@@ -37,6 +52,7 @@ def dlc_dataframe(table: TrackTable, scorer: str) -> pd.DataFrame:
         individuals / bodyparts / coords``, every track x keypoint x (``x``, ``y``,
         ``likelihood``); NaN where a track is absent.
     """
+    pd = _pandas()
     ids, names = table.track_ids, list(table.keypoint_names)
     columns = pd.MultiIndex.from_product(
         [[scorer], [_individual(i) for i in ids], names, ['x', 'y', 'likelihood']],
@@ -48,13 +64,14 @@ def dlc_dataframe(table: TrackTable, scorer: str) -> pd.DataFrame:
     return pd.DataFrame(values.reshape(table.num_frames, -1), columns=columns)
 
 
-def long_dataframe(table: TrackTable) -> pd.DataFrame:
+def long_dataframe(table: TrackTable) -> 'pd.DataFrame':
     """One row per (frame, track, keypoint), for pandas / R.
 
     Columns: ``frame``, ``time_s``, ``track_id``, ``score`` (instance), the box ``bbox_x1``,
     ``bbox_y1``, ``bbox_x2``, ``bbox_y2``, ``keypoint`` (name), ``x``, ``y``,
     ``keypoint_score`` (likelihood), and ``x_raw``, ``y_raw`` (as detected, before smoothing).
     """
+    pd = _pandas()
     num_keypoints = len(table.keypoint_names)
     repeat = lambda values: np.repeat(values, num_keypoints, axis=0)  # noqa: E731
     boxes = repeat(table.bboxes)
@@ -77,11 +94,12 @@ def _mean_speeds(frames: np.ndarray, points: np.ndarray, fps: float) -> np.ndarr
     return steps.mean(axis=0)
 
 
-def summary_dataframe(table: TrackTable) -> pd.DataFrame:
+def summary_dataframe(table: TrackTable) -> 'pd.DataFrame':
     """One row per track: ``track_id``, ``first_frame``, ``last_frame``, ``frames`` (tracked),
     ``duration_s`` (first to last), ``mean_score``, ``speed_box_px_s`` (box centre) and
     ``speed_<keypoint>_px_s`` per keypoint (mean over consecutive tracked frames, a gap counted
     as one step over its duration)."""
+    pd = _pandas()
     rows = []
     for track_id in table.track_ids:
         rows_of = np.flatnonzero(table.track_id == track_id)
@@ -167,7 +185,7 @@ def write_dlc_csv(table: TrackTable, path: Union[str, Path], scorer: str) -> Pat
     return Path(path)
 
 
-def read_dlc_csv(path: Union[str, Path]) -> pd.DataFrame:
+def read_dlc_csv(path: Union[str, Path]) -> 'pd.DataFrame':
     """Read a DeepLabCut CSV as DeepLabCut does (four header rows, frame index)."""
-    return pd.read_csv(path, header=[0, 1, 2, 3], index_col=0)
+    return _pandas().read_csv(path, header=[0, 1, 2, 3], index_col=0)
 
