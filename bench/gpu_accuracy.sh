@@ -90,5 +90,8 @@ fi
 grep -h -E '^\||^\[accuracy\]|Error|Traceback' "$RES/accuracy.log" "$RES/summarise.log" \
     2> /dev/null | tail -60 | tee -a "$OUT/summary.log"
 kill "$PACKER" ${SMI:+"$SMI"} 2> /dev/null
+# the runs train in process sessions of their own, which the device machine leaves running
+# after the command; the bench ends them itself, this is for a bench that was killed
+pkill -KILL -f -- "$RES/acc/" 2> /dev/null
 pack
 echo "=== done rc=$rc $(date -u +%H:%M:%S)" | tee -a "$OUT/summary.log"
