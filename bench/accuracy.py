@@ -734,7 +734,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     deadline = time.time() + 60 * args.time_limit if args.time_limit else None
     # a SIGTERM (a `timeout` around the bench) ends it through the except below, which ends the
     # runs' process groups too: they are not in the bench's
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    on_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         while queue or running:
             while queue and len(running) < args.jobs and not args.summarise_only:
@@ -777,6 +777,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             if getattr(proc, 'pid', None) and proc.poll() is None:
                 kill_group(proc, grace=5.)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, on_sigterm)
     if not runs:
         raise SystemExit('no run finished:\n' + '\n'.join(failed))
     summary = summarise(runs)

@@ -372,19 +372,19 @@ def _flag(argv, name, count=1):
 
 def test_gpu_accuracy_runs_the_l_comparison_within_the_device_call(tmp_path):
     """Defaults: the l models, 300 epochs, validation every 30, seeds 0 and 1 of ours and
-    YOLOX-Pose trained at once, the bench's --time-limit at 6.5 min; the original only when its
+    YOLOX-Pose trained at once, the bench's --time-limit at 7 min; the original only when its
     checkout and model yaml are given."""
     argvs, summary = _gpu_session_commands(tmp_path, script=GPU_ACCURACY,
                                            archive='gpu_accuracy.tgz')
     assert argvs[0][:3] == ['-m', 'pip', 'install']
     bench, = _accuracy_call(argvs)
     assert _flag(bench, '--arch') == 'l' and _flag(bench, '--epochs') == '300'
-    assert _flag(bench, '--val-interval') == '30' and _flag(bench, '--time-limit') == '6.5'
+    assert _flag(bench, '--val-interval') == '30' and _flag(bench, '--time-limit') == '7'
     assert _flag(bench, '--seeds', 2) == ['0', '1']
     assert _flag(bench, '--models', 2) == ['ours', 'yoloxpose'] and '--yolov7-root' not in bench
     assert _flag(bench, '--jobs') == '4' and _flag(bench, '--data-root') == str(SAMPLE)
     assert _flag(bench, '--metainfo') == f'{SAMPLE}/metainfo.py'
-    assert 'training limit 6.5 min' in summary and 'done rc=0' in summary
+    assert 'training limit 7 min' in summary and 'done rc=0' in summary
     assert not any('--summarise-only' in argv for argv in argvs)
 
 
@@ -1141,6 +1141,45 @@ def test_accuracy_bench_stops_runs_at_the_time_limit_and_reports_them(tmp_path):
     assert only[2] == 60 and only[3] == 'n/a' and only[-2] == 'seed 0 at epoch 60 (AP 0.250)'
     assert out['bad'] == (f'{tmp_path / "bad" / "r" / "vis_data" / "scalars.json"}, line 1: '
                           'Expecting \',\' delimiter: line 1 column 16 (char 15)')
+
+
+def _processes_naming(text: str) -> list:
+    """Command lines of the live processes that contain ``text``."""
+    found = []
+    for stat in Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            cmdline = stat.read_bytes().replace(b'\0', b' ').decode(errors='replace')
+            state = (stat.parent / 'stat').read_text().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != 'Z':
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.slow
+def test_accuracy_bench_ends_its_runs_when_it_is_terminated(tmp_path):
+    """The runs train in process groups of their own (so --time-limit can end each with its
+    DataLoader workers): a SIGTERM to the bench, as `timeout` sends, must end them too."""
+    import signal
+    import time
+    bench = subprocess.Popen(
+        [sys.executable, str(REPO / 'bench' / 'accuracy.py'), '--data-root', str(SAMPLE),
+         '--data-yaml', 'tiger.yaml', '--epochs', '50', '--seeds', '0', '--models', 'ours',
+         '--workers', '1', '--out-dir', str(tmp_path)], cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / 'ours_seed0' / 'train.log'
+    deadline = time.time() + 240
+    while time.time() < deadline and 'Epoch(train)' not in (
+            log.read_text() if log.is_file() else ''):
+        time.sleep(1)
+    assert 'Epoch(train)' in log.read_text(), bench.communicate(timeout=60)[0][-3000:]
+    assert _processes_naming(str(tmp_path / 'ours_seed0')), 'the run is not running'
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=60) == 128 + signal.SIGTERM
+    time.sleep(1)
+    assert _processes_naming(str(tmp_path / 'ours_seed0')) == []
 
 
 SCORED_RUN = """
