@@ -807,15 +807,15 @@ def finished_run(proc) -> Tuple[Optional[dict], Optional[str]]:
     diverged, stopped = read_divergence(work_dir), read_stopped(work_dir)
     if proc.returncode != 0 and diverged is None and stopped is None:
         return None, f'{spec} seed {seed}: exit {proc.returncode}, see {work_dir / "train.log"}'
+    before_evaluating = None if stopped is None else (
+        f'{spec} seed {seed}: stopped at {stopped["reason"]} before its first evaluation, see '
+        f'{work_dir / "train.log"}')
     try:
         curve = read_curve(work_dir)
     except RuntimeError as error:  # --summarise-only: a run that was never made
-        return None, f'{spec} seed {seed}: {error}'
+        return None, before_evaluating or f'{spec} seed {seed}: {error}'
     if not curve and diverged is None:
-        if stopped:
-            return None, (f'{spec} seed {seed}: stopped at {stopped["reason"]} before its '
-                          f'first evaluation, see {work_dir / "train.log"}')
-        return None, f'{spec} seed {seed}: no evaluation in {work_dir}'
+        return None, before_evaluating or f'{spec} seed {seed}: no evaluation in {work_dir}'
     minutes = (time.time() - proc.started) / 60 if proc.started else None
     return dict(model=spec, seed=seed, work_dir=str(work_dir), curve=curve,
                 best_AP=max((p['AP'] for p in curve), default=None), minutes=minutes,

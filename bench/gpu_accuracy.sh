@@ -92,7 +92,8 @@ if [ $rc -ne 0 ]; then  # cut short: the table from whatever the runs evaluated
     echo "=== accuracy rc=$rc: summarising the runs' evaluations so far" | tee -a "$OUT/summary.log"
     timeout -k 5 60 "$PY" "${CMD[@]}" --summarise-only > "$RES/summarise.log" 2>&1
 fi
-grep -h -E '^\||^\[accuracy\]|Error|Traceback' "$RES/accuracy.log" "$RES/summarise.log" \
+grep -h -E '^\||^\[accuracy\]|^no run finished| seed [0-9]+: |Error|Traceback' \
+    "$RES/accuracy.log" "$RES/summarise.log" \
     2> /dev/null | tail -60 | tee -a "$OUT/summary.log"
 kill "$PACKER" ${SMI:+"$SMI"} 2> /dev/null
 # the runs train in process sessions of their own, which the device machine leaves running

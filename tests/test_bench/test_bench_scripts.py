@@ -1058,12 +1058,14 @@ import accuracy as a
 tmp = Path({tmp!r})
 args = a.parse_args(['--time-limit', '0.5'])
 
-def run(name, spec, aps, cut=''):
+def run(name, spec, aps, cut='', scalars=True):
     work = tmp / name
-    (work / '20261203_000000' / 'vis_data').mkdir(parents=True)
-    lines = ''.join(json.dumps({{'coco/AP': ap, 'kpt/mean_err_px': 20.0 - e, 'step': e}}) + '\\n'
-                    for e, ap in aps)
-    (work / '20261203_000000' / 'vis_data' / 'scalars.json').write_text(lines + cut)
+    work.mkdir()
+    if scalars:  # MMEngine writes it at its first log line
+        (work / '20261203_000000' / 'vis_data').mkdir(parents=True)
+        lines = ''.join(json.dumps({{'coco/AP': ap, 'kpt/mean_err_px': 20.0 - e, 'step': e}})
+                        + '\\n' for e, ap in aps)
+        (work / '20261203_000000' / 'vis_data' / 'scalars.json').write_text(lines + cut)
     # a run with a child of its own (a DataLoader worker), in its own process group
     proc = subprocess.Popen(['bash', '-c', 'sleep 300 & echo $! > ' + str(work / 'child')
                              + '; wait'], start_new_session=True)
@@ -1096,6 +1098,9 @@ out['orig'] = [calls, (tmp / 'orig' / 'train.log').read_text().strip()]
 early = run('early', 'ours', [])
 a.stop_run(early, args, 'gt.json', grace=5.)
 out['early'] = a.finished_run(early)[1]
+earliest = run('earliest', 'yoloxpose', [], scalars=False)
+a.stop_run(earliest, args, 'gt.json', grace=5.)
+out['earliest'] = a.finished_run(earliest)[1]
 full = dict(model='ours', seed=1, curve=[dict(epoch=300, AP=0.5, AP50=0.9, AP75=0.4,
                                               box_mAP=0.8, err_px=10.0, pck=0.8)],
             best_AP=0.5, minutes=7.0, diverged=None, stopped=None)
@@ -1132,6 +1137,8 @@ def test_accuracy_bench_stops_runs_at_the_time_limit_and_reports_them(tmp_path):
     assert out['ours_scoring'] is None  # ours evaluates while it trains
     assert out['early'] == (f'ours seed 0: stopped at --time-limit 0.5 min before its first '
                             f'evaluation, see {tmp_path / "early" / "train.log"}')
+    assert out['earliest'] == (f'yoloxpose seed 0: stopped at --time-limit 0.5 min before its '
+                               f'first evaluation, see {tmp_path / "earliest" / "train.log"}')
     row, = out['summary']
     assert row['seeds'] == [0, 1] and row['epochs'] == 300
     assert row['AP']['values'] == [0.5] and row['err_px']['values'] == [10.0]
