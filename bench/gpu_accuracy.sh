@@ -85,12 +85,12 @@ CMD=(bench/accuracy.py --arch "$ARCH" --data-root "$DATA" --metainfo "$METAINFO"
 echo "=== accuracy ($(date -u +%H:%M:%S), training limit ${LIMIT_MIN} min): ${CMD[*]}" \
     | tee -a "$OUT/summary.log"
 # the bench stops its own runs at --time-limit; this outer limit only guards the scoring after
-timeout -k 15 "$(awk -v m="$LIMIT_MIN" 'BEGIN { printf "%d", m * 60 + 120 }')" \
+timeout -k 15 "$(awk -v m="$LIMIT_MIN" 'BEGIN { printf "%d", m * 60 + 90 }')" \
     "$PY" "${CMD[@]}" > "$RES/accuracy.log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then  # cut short: the table from whatever the runs evaluated
     echo "=== accuracy rc=$rc: summarising the runs' evaluations so far" | tee -a "$OUT/summary.log"
-    timeout -k 5 60 "$PY" "${CMD[@]}" --summarise-only > "$RES/summarise.log" 2>&1
+    timeout -k 5 30 "$PY" "${CMD[@]}" --summarise-only > "$RES/summarise.log" 2>&1
 fi
 grep -h -E '^\||^\[accuracy\]|^no run finished| seed [0-9]+: |Error|Traceback' \
     "$RES/accuracy.log" "$RES/summarise.log" \

@@ -30,8 +30,8 @@ NMS, flip indices, loss sigmas). What this script changes, all at run time and i
   (``ITS_IMPORTS``) are checked before anything runs, and a missing one stops the run with the
   ``pip install`` line; those it imports only to plot, log or download (``STUBBED``:
   ``seaborn`` and ``pandas`` for its label plots, ``tensorboard`` for its ``SummaryWriter``,
-  ``requests`` for downloads it never makes here) get no-op stand-ins when missing, as on a
-  lent GPU machine with the OpenMMLab stack alone, and the log says which; ``np.int`` (gone
+  ``requests`` for downloads it never makes here) get no-op stand-ins when missing (a machine with
+  the GPU wheels' stack alone lacks them), and the log says which; ``np.int`` (gone
   in NumPy 1.24) aliases ``int``; ``torch.load`` reads its own
   checkpoints with ``weights_only=False`` (torch >= 2.6 default); ``init_seeds`` takes
   ``--seed`` (its ``train.py`` always seeds 2 + rank); an in-place clamp of its integer grid

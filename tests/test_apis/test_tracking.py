@@ -344,7 +344,7 @@ def test_tiled_detection_feeds_the_tracker():
 
 
 def test_the_package_imports_without_pandas_and_the_tables_say_they_need_it():
-    """Training and evaluation never need pandas (a GPU machine with the OpenMMLab stack alone
+    """Training and evaluation never need pandas (a machine with the OpenMMLab stack alone
     lacks it): ``import turtle_plugin`` works without it, and a track table asks for it."""
     import subprocess
     import sys

@@ -800,10 +800,11 @@ print(json.dumps(out))
 
 
 def test_yolov7_pose_peer_stands_in_for_plot_log_and_download_modules(tmp_path):
-    """A machine with the OpenMMLab stack alone (the lent GPU) lacks what the original imports
-    only to plot, log and download: no-op stand-ins take their place, findable by
-    importlib.util.find_spec as torch._dynamo asks when torchvision is imported, and a download
-    raises instead; what it trains and evaluates with stays required."""
+    """A machine with the GPU wheels' stack alone (not the lent H200, whose image has them)
+    lacks what the original imports only to plot, log and download: no-op stand-ins take their
+    place, findable by importlib.util.find_spec as torch._dynamo asks when torchvision is
+    imported, and a download raises instead; what it trains and evaluates with stays
+    required."""
     proc = subprocess.run([sys.executable, '-c', PEER_STUBS], cwd=REPO / 'bench',
                           env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
                           text=True, timeout=300)

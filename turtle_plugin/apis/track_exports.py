@@ -8,7 +8,7 @@ frame indexed 0..T-1, empty cells where an individual was not tracked. Individua
 tracks, ``track_<id>``.
 
 pandas is imported when a table is made, not with the package: training and evaluation never
-need it (a GPU machine with the OpenMMLab stack alone imports ``turtle_plugin`` without it).
+need it (a machine with the OpenMMLab stack alone imports ``turtle_plugin`` without it).
 """
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
