@@ -60,6 +60,7 @@ flip pairs and sigmas. Example (the Tiger-Pose comparison of BENCHMARKS.md)::
 import argparse
 import copy
 import json
+import math
 import os
 import signal
 import statistics
@@ -618,18 +619,32 @@ def summarise(runs: Sequence[dict]) -> List[dict]:
             values = [r['curve'][-1][name] if name in METRIC_KEYS else r[name]
                       for r in trained]
             values = [v for v in values if v is not None]
-            row[name] = dict(mean=statistics.fmean(values), min=min(values), max=max(values),
-                             values=values) if values else None
+            row[name] = _stat(values) if values else None
         rows.append(row)
     return rows
+
+
+def _stat(values: List[float]) -> dict:
+    """Mean and min..max of ``values`` over the defined ones: a run whose predictions matched no
+    ground truth has no pixel error or PCK (NaN), counted in ``undefined`` instead of turning
+    the mean into NaN."""
+    defined = [v for v in values if not math.isnan(v)]
+    if not defined:
+        return dict(mean=math.nan, min=math.nan, max=math.nan, values=values,
+                    undefined=len(values))
+    return dict(mean=statistics.fmean(defined), min=min(defined), max=max(defined),
+                values=values, undefined=len(values) - len(defined))
 
 
 def _cell(stat: Optional[dict], digits: int = 3) -> str:
     if stat is None:
         return 'n/a'
-    if len(stat['values']) == 1:
-        return f'{stat["mean"]:.{digits}f}'
-    return f'{stat["mean"]:.{digits}f} ({stat["min"]:.{digits}f}-{stat["max"]:.{digits}f})'
+    undefined = stat.get('undefined', 0)
+    note = f' [{undefined} of {len(stat["values"])} matched nothing]' if undefined else ''
+    if len(stat['values']) - undefined <= 1:
+        return f'{stat["mean"]:.{digits}f}{note}'
+    return (f'{stat["mean"]:.{digits}f} ({stat["min"]:.{digits}f}-{stat["max"]:.{digits}f})'
+            f'{note}')
 
 
 def _stopped_cell(stopped: Sequence[dict]) -> str:

@@ -1109,6 +1109,12 @@ summary = a.summarise([record, full])
 out['summary'] = summary
 out['table'] = a.table_rows(summary)
 out['only_stopped'] = a.table_rows(a.summarise([record]))
+# a run whose predictions matched no ground truth has no pixel error (NaN): left out of the mean
+unmatched = dict(full, seed=2, curve=[dict(full['curve'][0], err_px=float('nan'),
+                                           pck=float('nan'))])
+none = a.summarise([unmatched])
+out['unmatched'] = [a.table_rows(a.summarise([full, unmatched, dict(full, seed=3)]))[0][7:9],
+                    a.table_rows(none)[0][7], none[0]['err_px']['undefined']]
 (tmp / 'bad' / 'r' / 'vis_data').mkdir(parents=True)
 (tmp / 'bad' / 'r' / 'vis_data' / 'scalars.json').write_text('{{"coco/AP": 0.1\\n{{"step": 2}}\\n')
 try:
@@ -1146,6 +1152,9 @@ def test_accuracy_bench_stops_runs_at_the_time_limit_and_reports_them(tmp_path):
     assert row['stopped'] == [dict(seed=0, epoch=60, AP=0.25, err_px=-40.0, best_AP=0.25)]
     assert out['table'][0][-2:] == ['seed 0 at epoch 60 (AP 0.250)', '-']
     only, = out['only_stopped']
+    assert out['unmatched'] == [['10.0 (10.0-10.0) [1 of 3 matched nothing]',
+                                 '0.800 (0.800-0.800) [1 of 3 matched nothing]'],
+                                'nan [1 of 1 matched nothing]', 1]
     assert only[2] == 60 and only[3] == 'n/a' and only[-2] == 'seed 0 at epoch 60 (AP 0.250)'
     assert out['bad'] == (f'{tmp_path / "bad" / "r" / "vis_data" / "scalars.json"}, line 1: '
                           'Expecting \',\' delimiter: line 1 column 16 (char 15)')
