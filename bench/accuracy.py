@@ -572,18 +572,22 @@ def read_curve(work_dir: Path) -> List[Dict[str, float]]:
     return curve
 
 
+def _read_marker(work_dir: Path, name: str) -> Optional[dict]:
+    """The JSON marker ``name`` in a run's work dir, or None when the run has none."""
+    path = Path(work_dir) / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def read_stopped(work_dir: Path) -> Optional[dict]:
     """``{'reason': ..., 'minutes': ...}`` when the bench stopped the run at ``--time-limit``
     (:func:`stop_run`), else None."""
-    path = Path(work_dir) / STOPPED_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_marker(work_dir, STOPPED_FILE)
 
 
 def read_divergence(work_dir: Path) -> Optional[dict]:
     """``{'epoch': N, 'non_finite': where}`` when the run stopped on non-finite weights (the
     ``yolov7pose`` peer writes it, :func:`yolov7_pose_peer.checkpoint_saver`), else None."""
-    path = Path(work_dir) / DIVERGED_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_marker(work_dir, DIVERGED_FILE)
 
 
 def _last_epoch(run: dict) -> int:

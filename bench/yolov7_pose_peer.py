@@ -313,16 +313,18 @@ def _stub_module(name: str, what: str) -> types.ModuleType:
     return module
 
 
+def _no_op_attribute(name: str) -> Callable:
+    """A function that does nothing, for any public attribute ``name`` (dunders stay
+    missing, so ``copy``, ``pickle`` and the import system see a plain object)."""
+    if name.startswith('__'):
+        raise AttributeError(name)
+    return lambda *a, **k: None
+
+
 def _no_op_module(name: str) -> types.ModuleType:
     """A module whose every public attribute is a function that does nothing."""
     module = _stub_module(name, 'no-op')
-
-    def no_op(attr):
-        if attr.startswith('__'):
-            raise AttributeError(attr)
-        return lambda *a, **k: None
-
-    module.__getattr__ = no_op
+    module.__getattr__ = _no_op_attribute
     return module
 
 
@@ -333,9 +335,7 @@ class _NoOpWriter:
         pass
 
     def __getattr__(self, name):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        return lambda *a, **k: None
+        return _no_op_attribute(name)
 
 
 def _no_download(*args, **kwargs):
